@@ -1,0 +1,160 @@
+"""The connector interface: the only way reconciler talks to a vendor.
+
+A connector reads the live stock of one target (or says it cannot: write-only APIs), declares
+its :class:`~reconciler.model.Capabilities`, groups operations into the batches its API takes,
+executes a batch, and, after a crash, verifies whether an operation left in flight was applied.
+
+Connectors are found by kind: ``reconciler.connectors.<kind with - as _>`` must define a
+subclass of :class:`Connector` named ``CONNECTOR`` at module level. Adding a vendor is adding one
+module here and one simulator module in ``reconciler.sandbox``; nothing else changes.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping, Sequence
+
+import httpx
+
+from reconciler.errors import ConfigError, NotSupported, Problem
+from reconciler.model import Capabilities, Operation, Record
+
+
+class Secret:
+    """A credential. Its repr and str never show the value, so it cannot leak into logs."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+@dataclass(frozen=True)
+class TargetContext:
+    """Everything a connector needs to know about its target, resolved from reconciler.yaml."""
+
+    name: str
+    kind: str
+    base_url: str
+    credential: Secret
+    # canonical location name -> the vendor's location id (outlet_id, location UUID, store code)
+    location_ids: Mapping[str, str]
+    # canonical SKU -> the vendor's ids; a string or a mapping of fields (Zettle: product and
+    # variant UUIDs; Ka-ching: product and optional variant; Run Free: upc or sku/size/width)
+    item_ids: Mapping[str, str | Mapping[str, str]]
+    # vendor-specific settings from reconciler.yaml (e.g. Ka-ching account and integration)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    # requests per second and concurrent requests allowed against this target
+    rate_limit: float | None = None
+    concurrency: int = 4
+    timeout_s: float = 30.0
+
+    def location_of(self, vendor_id: str) -> str | None:
+        for name, vid in self.location_ids.items():
+            if vid == vendor_id:
+                return name
+        return None
+
+
+class Outcome(str, enum.Enum):
+    APPLIED = "applied"
+    FAILED = "failed"
+    IN_DOUBT = "in_doubt"
+
+
+@dataclass(frozen=True)
+class OpResult:
+    """What happened to one operation. ``response`` is the vendor's body, verbatim."""
+
+    op_id: str
+    outcome: Outcome
+    response: str = ""
+    error: str | None = None
+    # the quantity per leg location the vendor reported after the write, when it says
+    actual_after: Mapping[str, int] = field(default_factory=dict)
+
+
+class Verification(str, enum.Enum):
+    APPLIED = "applied"
+    NOT_APPLIED = "not_applied"
+    UNKNOWN = "unknown"
+
+
+class Connector(ABC):
+    """One vendor API. Subclasses set ``kind`` and ``capabilities``."""
+
+    kind: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+
+    def __init__(self, ctx: TargetContext, *, transport: httpx.BaseTransport | None = None) -> None:
+        self.ctx = ctx
+        self.transport = transport
+
+    @abstractmethod
+    def read_stock(self) -> dict[tuple[str, str], Record]:
+        """Live stock of every mapped (location, item). Raises NotSupported if write-only."""
+
+    def batches(self, ops: Sequence[Operation]) -> list[list[Operation]]:
+        """Group operations into requests, up to the API's documented batch limit."""
+        size = max(1, self.capabilities.max_batch)
+        return [list(ops[i : i + size]) for i in range(0, len(ops), size)]
+
+    @abstractmethod
+    def execute(self, batch: Sequence[Operation]) -> list[OpResult]:
+        """Send one batch. Returns one result per operation, in order.
+
+        Raises VendorUnavailable (retryable) or VendorRejected for failures of the whole
+        request; the applier records them against every operation of the batch.
+        """
+
+    def verify(self, op: Operation) -> Verification:
+        """After a crash: was this in-flight operation applied? Default: cannot tell."""
+        return Verification.UNKNOWN
+
+    def close(self) -> None:
+        """Release HTTP connections."""
+
+
+def module_name(kind: str) -> str:
+    return kind.replace("-", "_")
+
+
+def connector_class(kind: str) -> type[Connector]:
+    """The connector class for a target kind, by convention of module name."""
+    try:
+        module = importlib.import_module(f"reconciler.connectors.{module_name(kind)}")
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            [Problem(f"unknown target kind {kind!r}", hint="Use one of: " + ", ".join(known_kinds()) + ".")]
+        ) from exc
+    cls = getattr(module, "CONNECTOR", None)
+    if cls is None:
+        raise NotSupported(f"connector module for {kind!r} defines no CONNECTOR")
+    return cls
+
+
+def known_kinds() -> list[str]:
+    """Every kind with a connector module in this package (discovered, not listed)."""
+    import pkgutil
+
+    import reconciler.connectors as package
+
+    return sorted(
+        info.name.replace("_", "-")
+        for info in pkgutil.iter_modules(package.__path__)
+        if not info.name.startswith("_") and info.name != "base"
+    )

@@ -1,0 +1,261 @@
+"""The data every part of reconciler shares: positions, the three states, operations, plans.
+
+Per-position records are slotted dataclasses rather than pydantic models: a chain with 200
+stores and 5,000 SKUs has a million of them, and validation happens once, at the YAML boundary.
+Pydantic is used for the configuration file and for the plan file envelope.
+
+Vocabulary (DESIGN.md section 2):
+- target: one account in one vendor system
+- location: a canonical location name, mapped to an id per target
+- item: a canonical SKU, mapped to ids per target
+- position: (target, location, item)
+- D = desired (YAML), B = base (last applied, from state), A = actual (live)
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, fields, replace
+from typing import Literal, Mapping
+
+PositionKey = tuple[str, str, str]
+"""(target, location, item)"""
+
+Strategy = Literal["merge", "replace"]
+
+# A desired quantity above this is almost certainly a typo (an EAN pasted as a quantity).
+MAX_QUANTITY = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Per-position attributes some vendors hold. ``None`` means "not managed / unknown"."""
+
+    reorder_point: int | None = None  # X-Series
+    reorder_amount: int | None = None  # X-Series
+    tracking: bool | None = None  # Lightspeed supplier isInventoryTrackingEnabled
+    backordering: bool | None = None  # Lightspeed supplier isBackorderingEnabled
+    low_stock_level: int | None = None  # Zettle custom low stock
+
+    def as_dict(self) -> dict[str, int | bool]:
+        """Only the managed (non-None) settings."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, int | bool] | None) -> Settings:
+        return cls(**dict(data or {}))
+
+    def is_empty(self) -> bool:
+        return not self.as_dict()
+
+    def overlay(self, managed: Settings) -> Settings:
+        """This settings record with every field that ``managed`` sets replaced."""
+        return replace(self, **managed.as_dict())
+
+
+SETTING_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Settings))
+NO_SETTINGS = Settings()
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRef:
+    """Where a value came from, for error messages and plan reasons."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredPosition:
+    target: str
+    location: str
+    item: str
+    quantity: int
+    settings: Settings = NO_SETTINGS
+    strategy: Strategy = "merge"
+    protect: bool = False
+    source: SourceRef | None = None
+
+    @property
+    def key(self) -> PositionKey:
+        return (self.target, self.location, self.item)
+
+
+@dataclass(slots=True)
+class DesiredState:
+    """Everything the YAML says, validated."""
+
+    positions: dict[PositionKey, DesiredPosition]
+    # (target, location) pairs that some stock file declares, even with no items (the
+    # "missing or empty location file" guard needs to tell "declared empty" from "absent").
+    declared_locations: dict[tuple[str, str], str] = field(default_factory=dict)
+    # relative path -> sha256 of the bytes, for the plan's staleness check
+    file_digests: dict[str, str] = field(default_factory=dict)
+    digest: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A quantity and settings as held by the state (B) or a vendor (A)."""
+
+    quantity: int
+    settings: Settings = NO_SETTINGS
+
+
+@dataclass(slots=True)
+class BaseState:
+    """What this tool last applied (B), with the state's lineage and serial."""
+
+    lineage: str
+    serial: int
+    positions: dict[PositionKey, Record] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class TargetActual:
+    """Live stock of one target. ``readable`` is False for write-only APIs, whose A is unknown."""
+
+    readable: bool
+    positions: dict[tuple[str, str], Record] = field(default_factory=dict)  # (location, item)
+
+
+ActualState = dict[str, TargetActual]
+"""target -> live stock"""
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a connector (vendor API) can do; the planner compiles operations with it."""
+
+    readable: bool  # has a read API for live stock
+    absolute: bool  # can set a quantity (reset)
+    delta: bool  # takes deltas natively (adjust)
+    native_move: bool  # has a transfer between locations
+    delete: bool  # can stop tracking a position
+    settings: frozenset[str] = frozenset()  # which Settings fields it can write
+    verifiable_deltas: bool = False  # an in-flight delta can be looked up after a crash
+    max_batch: int = 1  # operations per request
+
+
+class OpKind(str, enum.Enum):
+    RESET = "reset"
+    ADJUST = "adjust"
+    MOVE = "move"
+    DELETE = "delete"
+    RELEASE = "release"
+    SETTINGS = "settings"
+    DRIFT = "drift"  # a note, never executed
+
+    def __str__(self) -> str:
+        return self.value
+
+
+EXECUTABLE_KINDS = frozenset({OpKind.RESET, OpKind.ADJUST, OpKind.MOVE, OpKind.DELETE, OpKind.SETTINGS})
+"""Kinds that send requests. RELEASE only changes state; DRIFT is a note."""
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One position touched by an operation. A move has two legs (from, to); others one."""
+
+    location: str
+    actual: int | None  # A at plan time (None: unknown, write-only target)
+    base: int | None  # B
+    desired: int | None  # D (None for delete/release)
+    change: int  # signed units this leg changes by (for a reset: expected - actual)
+    expected: int | None  # the quantity the vendor should hold after this operation
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    id: str  # deterministic: same inputs, same id
+    kind: OpKind
+    target: str
+    item: str
+    legs: tuple[Leg, ...]
+    reason: str
+    settings_before: Settings | None = None
+    settings_after: Settings | None = None
+    overridden_guards: tuple[str, ...] = ()
+    # "delta" or "absolute": how the connector will write it (from Capabilities)
+    write_mode: str = ""
+
+    @property
+    def location(self) -> str:
+        return self.legs[0].location
+
+    @property
+    def keys(self) -> tuple[PositionKey, ...]:
+        return tuple((self.target, leg.location, self.item) for leg in self.legs)
+
+    @property
+    def units(self) -> int:
+        """Units moved by a move; absolute change otherwise."""
+        if self.kind is OpKind.MOVE:
+            return self.legs[1].change
+        return abs(self.legs[0].change)
+
+
+@dataclass(slots=True)
+class Plan:
+    """A reviewable list of operations and the facts they were made against."""
+
+    format_version: int
+    plan_id: str
+    created_at: str  # ISO 8601, UTC
+    git_commit: str | None
+    git_dirty: bool
+    desired_digest: str
+    desired_files: dict[str, str]
+    lineage: str
+    serial: int
+    strategy_note: str
+    operations: list[Operation]
+    warnings: list[str] = field(default_factory=list)
+    unreadable_targets: list[str] = field(default_factory=list)
+    scope: dict[str, list[str]] = field(default_factory=dict)  # {"targets": [...], "locations": [...]}
+
+    @property
+    def changes(self) -> list[Operation]:
+        """Operations that change something (everything but drift notes)."""
+        return [op for op in self.operations if op.kind is not OpKind.DRIFT]
+
+    @property
+    def has_changes(self) -> bool:
+        return any(op.kind is not OpKind.DRIFT for op in self.operations)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetPolicy:
+    """Per-target planning policy from reconciler.yaml."""
+
+    prune: bool = False  # D absent, B present: delete (True) or release (False)
+    infer_movements: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Guards:
+    """Guard thresholds and explicit overrides. Each guard is an error unless overridden."""
+
+    # share (0..1) of a location's managed positions that one plan may delete or zero
+    max_delete_share: float = 0.25
+    allow_negative: bool = False  # adjustments whose result A + (D - B) < 0
+    allow_missing_location: bool = False  # state holds positions for a location no file declares, or its file is empty
+    allow_mass_delete: bool = False  # more than max_delete_share deleted/zeroed
+    allow_protected: bool = False  # changes to items flagged protect: true
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Everything besides D, B and A that decides the plan."""
+
+    targets: Mapping[str, TargetPolicy]
+    capabilities: Mapping[str, Capabilities]
+    guards: Guards = Guards()
+    protected_items: frozenset[str] = frozenset()
+    # restrict the plan to these targets/locations (None: everything)
+    only_targets: frozenset[str] | None = None
+    only_locations: frozenset[str] | None = None

@@ -1,0 +1,180 @@
+"""The three-way diff (DESIGN.md section 3): one pass over the positions, one intent per change.
+
+This is the hot loop of ``plan`` (a million positions for a large chain), so it touches each
+key once, keeps per-target lookups in :class:`TargetCtx`, and builds no objects for the common
+case of a position that needs nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from reconciler.model import (
+    NO_SETTINGS,
+    BaseState,
+    DesiredPosition,
+    DesiredState,
+    OpKind,
+    PositionKey,
+    Record,
+    Settings,
+)
+from reconciler.planner._intent import Intent, LegIn, TargetCtx, signed
+
+_UNKNOWN_NOTE = "live stock unknown (write-only target): last applied stands in for it"
+
+
+@dataclass(slots=True)
+class Diff:
+    intents: list[Intent] = field(default_factory=list)
+    adjust: list[Intent] = field(default_factory=list)  # D != B under merge, before compiling
+    errors: list[str] = field(default_factory=list)  # structural problems: PlanError
+    negative: list[tuple[Intent, str]] = field(default_factory=list)
+    desired_locations: set[tuple[str, str]] = field(default_factory=set)
+    base_locations: dict[tuple[str, str], int] = field(default_factory=dict)  # managed count
+
+
+def _where(dp: DesiredPosition | None) -> str:
+    return str(dp.source) if dp is not None and dp.source is not None else ""
+
+
+def _live(ctx: TargetCtx, loc: str, item: str) -> Record | None:
+    # A readable target that does not hold the position holds none of it: A = 0.
+    if not ctx.readable:
+        return None
+    return ctx.actual.get((loc, item)) or Record(0)
+
+
+def diff_present(diff: Diff, ctx: TargetCtx, dp: DesiredPosition, b: Record | None) -> None:
+    """D present: adopt, replace, drift note or adjustment candidate; then settings."""
+    loc, item, dq = dp.location, dp.item, dp.quantity
+    arec = _live(ctx, loc, item)
+    a = arec.quantity if arec is not None else None
+    bq = b.quantity if b is not None else None
+    if b is None:
+        how = f"vendor holds {a}" if a is not None else "live stock unknown (write-only target)"
+        _reset(diff, ctx, dp, a, bq, f"adopt: first time this tool manages it; reset to {dq} ({how})")
+    elif dp.strategy == "replace":
+        if (a if a is not None else bq) != dq:
+            was = f"live stock {a}" if a is not None else f"last applied {bq}; {_UNKNOWN_NOTE}"
+            _reset(diff, ctx, dp, a, bq, f"replace: reset to {dq} ({was})")
+    elif bq == dq:
+        if a is not None and a != bq:
+            note = (
+                f"drift: live stock {a} differs from last applied {bq} by {signed(a - bq)} "
+                "(sales or receipts); left as is"
+            )
+            diff.intents.append(Intent(OpKind.DRIFT, ctx.name, item, [LegIn(loc, a, bq, dq, 0)], note))
+    else:
+        _adjust(diff, ctx, dp, a, bq)
+    if dp.settings is not NO_SETTINGS and not dp.settings.is_empty():
+        _settings(diff, ctx, dp, arec, b)
+
+
+def _reset(diff: Diff, ctx: TargetCtx, dp: DesiredPosition, a: int | None, bq: int | None, why: str) -> None:
+    leg = LegIn(dp.location, a, bq, dp.quantity, dp.quantity)
+    diff.intents.append(
+        Intent(OpKind.RESET, ctx.name, dp.item, [leg], why, "absolute", protect=dp.protect, source=_where(dp))
+    )
+
+
+def _adjust(diff: Diff, ctx: TargetCtx, dp: DesiredPosition, a: int | None, bq: int) -> None:
+    delta = dp.quantity - bq
+    on = f"live stock {a}" if a is not None else f"last applied {bq} ({_UNKNOWN_NOTE})"
+    why = f"desired {dp.quantity}, last applied {bq}: adjust by {signed(delta)} on top of {on}"
+    it = Intent(
+        OpKind.ADJUST, ctx.name, dp.item, [LegIn(dp.location, a, bq, dp.quantity, delta)], why,
+        "delta", protect=dp.protect, source=_where(dp),
+    )
+    if a is not None and a + delta < 0:
+        it.guards.add("negative")
+        msg = (
+            f"{ctx.name}/{dp.location}/{dp.item}: adjusting live stock {a} by {signed(delta)} "
+            f"would leave {a + delta}"
+        )
+        diff.negative.append((it, msg))
+    diff.adjust.append(it)
+
+
+def _settings(diff: Diff, ctx: TargetCtx, dp: DesiredPosition, arec: Record | None, b: Record | None) -> None:
+    wanted = dp.settings.as_dict()
+    unsupported = sorted(set(wanted) - ctx.caps.settings)
+    if unsupported:
+        where = f"{_where(dp)}: " if dp.source else ""
+        diff.errors.append(
+            f"{where}{ctx.name}/{dp.location}/{dp.item}: target {ctx.name} cannot hold the "
+            f"setting(s) {', '.join(unsupported)}; remove them from the stock file"
+        )
+        return
+    if dp.strategy == "replace" and arec is not None:
+        before = arec.settings
+    elif b is not None:
+        before = b.settings
+    else:
+        before = arec.settings if arec is not None else NO_SETTINGS
+    have = before.as_dict()
+    if all(have.get(k) == v for k, v in wanted.items()):
+        return
+    after = before.overlay(dp.settings)
+    changed = ", ".join(f"{k} {have.get(k, 'unset')} -> {v}" for k, v in wanted.items() if have.get(k) != v)
+    a = arec.quantity if arec is not None else None
+    leg = LegIn(dp.location, a, b.quantity if b else None, dp.quantity, 0)
+    diff.intents.append(
+        Intent(
+            OpKind.SETTINGS, ctx.name, dp.item, [leg], f"settings: {changed}", "absolute",
+            settings_before=before, settings_after=after, protect=dp.protect, source=_where(dp),
+        )
+    )
+
+
+def diff_absent(diff: Diff, ctx: TargetCtx, key: PositionKey, b: Record) -> None:
+    """D absent, B present: delete with pruning on, release with it off."""
+    _, loc, item = key
+    arec = _live(ctx, loc, item)
+    a = arec.quantity if arec is not None else None
+    leg = LegIn(loc, a, b.quantity, None, 0)
+    if ctx.policy.prune:
+        if not ctx.caps.delete:
+            diff.errors.append(
+                f"{ctx.name}/{loc}/{item}: no longer desired and pruning is on, but target "
+                f"{ctx.name} cannot stop tracking stock; set prune: false for it (its positions "
+                "are then released) or keep the position in the stock file"
+            )
+            return
+        why = "no longer desired; pruning is on: stop tracking it at the vendor"
+        diff.intents.append(Intent(OpKind.DELETE, ctx.name, item, [leg], why, "absolute"))
+    else:
+        why = "no longer desired; pruning is off: state forgets it, the vendor is untouched"
+        diff.intents.append(Intent(OpKind.RELEASE, ctx.name, item, [leg], why))
+
+
+def settings_or_empty(s: Settings | None) -> Settings:
+    return s if s is not None else NO_SETTINGS
+
+
+def run_diff(
+    desired: DesiredState,
+    base: BaseState,
+    ctx_of: "callable[[str], TargetCtx]",
+    in_scope: "callable[[str, str], bool] | None",
+) -> Diff:
+    """Classify every position in D or B (one pass each; A-only positions are not managed)."""
+    diff = Diff()
+    dlocs, blocs = diff.desired_locations, diff.base_locations
+    bpos = base.positions
+    for key, dp in desired.positions.items():
+        t, loc, _ = key
+        if in_scope is not None and not in_scope(t, loc):
+            continue
+        dlocs.add((t, loc))
+        diff_present(diff, ctx_of(t), dp, bpos.get(key))
+    dpos = desired.positions
+    for key, b in bpos.items():
+        t, loc, _ = key
+        if in_scope is not None and not in_scope(t, loc):
+            continue
+        tl = (t, loc)
+        blocs[tl] = blocs.get(tl, 0) + 1
+        if key not in dpos:
+            diff_absent(diff, ctx_of(t), key, b)
+    return diff

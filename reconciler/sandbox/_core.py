@@ -1,0 +1,363 @@
+"""What every vendor simulator shares: SQLite persistence, fault switches, the sales generator,
+the test-only control and inspection paths, and the ways to serve it.
+
+A simulator subclasses :class:`Simulator`, sets ``kind``, ``default_token`` and ``schema``, and
+implements its vendor routes, its auth check, fixture loading, stock inspection and one sale.
+
+Control paths live under ``/_sandbox/`` (never a vendor path) and need no credential: they are
+for tests and demos on loopback. Connectors must never call them.
+
+- ``GET|PUT /_sandbox/faults``   fault switches (see :class:`Faults`)
+- ``GET /_sandbox/stock``        TEST-ONLY inspection of every stock record
+- ``POST /_sandbox/sell``        sell ``{"count": n}`` random units now
+- ``GET|PUT /_sandbox/sales``    the background sales generator ``{"rate": per_second}``
+- ``GET /_sandbox/requests``     counts of requests served, by method and path
+- ``GET /_sandbox/health``       liveness
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import sqlite3
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections import Counter
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar, Iterable, Mapping
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CONTROL_PREFIX = "/_sandbox/"
+
+
+class ConnectionDropped(Exception):
+    """Raised after a committed write to make the server cut the connection (a fault switch)."""
+
+
+@dataclass
+class Faults:
+    """Run-time fault switches. Rates are probabilities per vendor request (0..1)."""
+
+    latency_ms: float = 0.0
+    rate_429: float = 0.0
+    rate_5xx: float = 0.0
+    # probability that a successful write is committed and then the connection is dropped
+    drop_after_write: float = 0.0
+    # the next N successful writes are committed and then dropped (deterministic for tests)
+    drop_next_writes: int = 0
+    retry_after_s: int = 1  # what a simulated 429 asks the client to wait
+    seed: int | None = None
+
+    def update(self, changes: Mapping[str, Any]) -> None:
+        names = {f.name for f in fields(self)}
+        unknown = set(changes) - names
+        if unknown:
+            raise ValueError(f"unknown fault switch(es): {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
+        for name, value in changes.items():
+            setattr(self, name, type(getattr(self, name))(value) if value is not None else None)
+
+
+class SandboxDB:
+    """One SQLite connection shared by the server's handlers and the sales thread."""
+
+    def __init__(self, path: str | Path | None, schema: str) -> None:
+        target = str(path) if path else ":memory:"
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self.lock = threading.RLock()
+        with self.lock:
+            if path:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.executescript(schema)
+
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        with self.lock:
+            return self._conn.execute(sql, tuple(params)).fetchall()
+
+    def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
+        with self.lock:
+            return self._conn.execute(sql, tuple(params)).rowcount
+
+    def transaction(self) -> _Transaction:
+        """``with db.transaction() as conn:`` runs statements atomically under the lock."""
+        return _Transaction(self)
+
+    def close(self) -> None:
+        with self.lock:
+            self._conn.close()
+
+
+class _Transaction:
+    def __init__(self, db: SandboxDB) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.lock.acquire()
+        self.db._conn.execute("BEGIN IMMEDIATE")
+        return self.db._conn
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            self.db._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.db.lock.release()
+
+
+@dataclass
+class SalesLog:
+    sold: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Simulator(ABC):
+    """Base class of every vendor simulator."""
+
+    kind: ClassVar[str]
+    default_token: ClassVar[str]
+    schema: ClassVar[str]
+
+    def __init__(
+        self,
+        *,
+        state: str | Path | None = None,
+        token: str | None = None,
+        fixtures: Mapping[str, Any] | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.token = token or self.default_token
+        self.db = SandboxDB(state, self.schema)
+        self.faults = Faults()
+        self.rng = random.Random(seed)
+        self.sales = SalesLog()
+        self.request_counts: Counter[str] = Counter()
+        self._sales_rate = 0.0
+        self._sales_stop = threading.Event()
+        self._sales_thread: threading.Thread | None = None
+        if fixtures:
+            self.load_fixtures(fixtures)
+        self._app: ASGIApp | None = None
+
+    # --- what each vendor implements ------------------------------------------------------
+
+    @abstractmethod
+    def routes(self) -> list[BaseRoute]:
+        """The vendor's paths (Starlette routes)."""
+
+    @abstractmethod
+    def authenticate(self, request: Request) -> Response | None:
+        """None if the request carries the accepted credential, else the vendor's error response."""
+
+    @abstractmethod
+    def load_fixtures(self, fixtures: Mapping[str, Any]) -> None:
+        """Seed locations, items and stock. Common shape, documented in docs/sandboxes.md:
+        ``{"locations": [{"id", "name"?}], "items": [{"id": str | {fields}, "name"?}],
+        "stock": [{"location", "item", "quantity", **settings}]}``."""
+
+    @abstractmethod
+    def inspect_stock(self) -> list[dict[str, Any]]:
+        """TEST-ONLY: every stock record as ``{"location", "item", "quantity", **settings}``."""
+
+    @abstractmethod
+    def sell_one(self) -> dict[str, Any] | None:
+        """Sell one unit of a random in-stock position (as the till would); what was sold."""
+
+    def rate_limited_response(self, request: Request) -> Response:
+        """The vendor's 429. Vendors override with their own body and headers."""
+        return JSONResponse(
+            {"error": "Too Many Requests"}, status_code=429, headers={"Retry-After": str(self.faults.retry_after_s)}
+        )
+
+    def server_error_response(self, request: Request) -> Response:
+        return JSONResponse({"error": "Internal Server Error (injected by sandbox)"}, status_code=503)
+
+    # --- control paths ----------------------------------------------------------------------
+
+    def _control_routes(self) -> list[BaseRoute]:
+        return [
+            Route(CONTROL_PREFIX + "health", self._health, methods=["GET"]),
+            Route(CONTROL_PREFIX + "faults", self._faults, methods=["GET", "PUT", "POST"]),
+            Route(CONTROL_PREFIX + "stock", self._stock, methods=["GET"]),
+            Route(CONTROL_PREFIX + "sell", self._sell, methods=["POST"]),
+            Route(CONTROL_PREFIX + "sales", self._sales_control, methods=["GET", "PUT", "POST"]),
+            Route(CONTROL_PREFIX + "requests", self._requests, methods=["GET"]),
+        ]
+
+    async def _health(self, request: Request) -> Response:
+        return JSONResponse({"kind": self.kind, "status": "ok"})
+
+    async def _faults(self, request: Request) -> Response:
+        if request.method != "GET":
+            try:
+                self.faults.update(await request.json())
+            except (ValueError, TypeError) as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(asdict(self.faults))
+
+    async def _stock(self, request: Request) -> Response:
+        return JSONResponse({"test_only": True, "kind": self.kind, "stock": self.inspect_stock()})
+
+    async def _sell(self, request: Request) -> Response:
+        body = await _json_or_empty(request)
+        sold = [s for s in (self.sell_one() for _ in range(int(body.get("count", 1)))) if s]
+        self.sales.sold.extend(sold)
+        return JSONResponse({"sold": sold})
+
+    async def _sales_control(self, request: Request) -> Response:
+        if request.method != "GET":
+            body = await _json_or_empty(request)
+            self.run_sales(float(body.get("rate", 0)))
+        return JSONResponse({"rate": self._sales_rate, "sold": self.sales.sold})
+
+    async def _requests(self, request: Request) -> Response:
+        return JSONResponse(dict(self.request_counts))
+
+    # --- sales generator ----------------------------------------------------------------------
+
+    def run_sales(self, rate: float) -> None:
+        """Sell random stock at ``rate`` units per second in a background thread (0 stops it)."""
+        self._sales_stop.set()
+        if self._sales_thread:
+            self._sales_thread.join(timeout=5)
+        self._sales_rate = rate
+        if rate <= 0:
+            return
+        self._sales_stop = threading.Event()
+        self._sales_thread = threading.Thread(target=self._sales_loop, args=(self._sales_stop,), daemon=True)
+        self._sales_thread.start()
+
+    def _sales_loop(self, stop: threading.Event) -> None:
+        while not stop.wait(1.0 / self._sales_rate):
+            sold = self.sell_one()
+            if sold:
+                self.sales.sold.append(sold)
+
+    # --- serving ------------------------------------------------------------------------------
+
+    @property
+    def app(self) -> ASGIApp:
+        if self._app is None:
+            starlette = Starlette(routes=self._control_routes() + self.routes())
+            self._app = _VendorMiddleware(starlette, self)
+        return self._app
+
+    def wsgi_transport(self) -> httpx.BaseTransport:
+        """Mount in-process for sync httpx clients (no sockets)."""
+        from a2wsgi import ASGIMiddleware
+
+        return httpx.WSGITransport(app=ASGIMiddleware(self.app))  # type: ignore[arg-type]
+
+    def asgi_transport(self) -> httpx.AsyncBaseTransport:
+        return httpx.ASGITransport(app=self.app)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self.run_sales(0)
+        self.db.close()
+
+
+async def _json_or_empty(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw:
+        return {}
+    data = json.loads(raw)
+    return data if isinstance(data, dict) else {}
+
+
+class _VendorMiddleware:
+    """Auth, fault injection and request counting around the vendor routes."""
+
+    def __init__(self, app: ASGIApp, sim: Simulator) -> None:
+        self.inner = app
+        self.sim = sim
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(CONTROL_PREFIX):
+            await self.inner(scope, receive, send)
+            return
+        sim, faults = self.sim, self.sim.faults
+        request = Request(scope, receive)
+        sim.request_counts[f"{scope['method']} {scope['path']}"] += 1
+        if faults.latency_ms:
+            await asyncio.sleep(faults.latency_ms / 1000)
+        early = sim.authenticate(request)
+        if early is None and faults.rate_429 and sim.rng.random() < faults.rate_429:
+            early = sim.rate_limited_response(request)
+        if early is None and faults.rate_5xx and sim.rng.random() < faults.rate_5xx:
+            early = sim.server_error_response(request)
+        if early is not None:
+            await early(scope, receive, send)
+            return
+        if scope["method"] not in WRITE_METHODS or not (faults.drop_after_write or faults.drop_next_writes):
+            await self.inner(scope, receive, send)
+            return
+        await self._write_maybe_dropped(scope, receive, send)
+
+    async def _write_maybe_dropped(self, scope: Scope, receive: Receive, send: Send) -> None:
+        messages: list[Message] = []
+
+        async def buffer(message: Message) -> None:
+            messages.append(message)
+
+        await self.inner(scope, receive, buffer)  # the write is committed here
+        status = next((m["status"] for m in messages if m["type"] == "http.response.start"), 500)
+        faults = self.sim.faults
+        drop = status < 400 and (
+            faults.drop_next_writes > 0 or self.sim.rng.random() < faults.drop_after_write
+        )
+        if not drop:
+            for message in messages:
+                await send(message)
+            return
+        if faults.drop_next_writes > 0:
+            faults.drop_next_writes -= 1
+        # Start the response, then fail: the server closes the connection mid-response, and the
+        # client cannot tell whether the committed write happened.
+        await send(messages[0])
+        raise ConnectionDropped(f"sandbox dropped the connection after committing {scope['method']} {scope['path']}")
+
+
+class ServerThread:
+    """Serve a simulator with uvicorn on loopback in a background thread (tests, ``sandbox up``).
+
+    ``with ServerThread(sim) as server: server.url`` — port 0 picks a free port.
+    """
+
+    def __init__(self, sim: Simulator, host: str = "127.0.0.1", port: int = 0) -> None:
+        import uvicorn
+
+        self.sim = sim
+        config = uvicorn.Config(sim.app, host=host, port=port, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.host = host
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError(f"the {self.sim.kind} sandbox did not start")
+            time.sleep(0.01)
+        return self
+
+    @property
+    def port(self) -> int:
+        return self.server.servers[0].sockets[0].getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
