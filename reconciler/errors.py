@@ -125,10 +125,15 @@ class VendorRejected(VendorError):
 class VendorUnavailable(VendorError):
     """429, 5xx, timeouts, dropped connections: worth retrying."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, in_doubt: bool = False, **kw: object
+    ) -> None:
         kw.setdefault("retryable", True)
         super().__init__(message, **kw)  # type: ignore[arg-type]
         self.retry_after = retry_after
+        # True: a write's connection dropped after it was sent, so it may have been applied;
+        # the applier verifies it or marks it in doubt instead of re-sending.
+        self.in_doubt = in_doubt
 
 
 class NotSupported(VendorError):

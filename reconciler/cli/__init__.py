@@ -32,15 +32,23 @@ def cli(ctx: click.Context, repo: str) -> None:
 
 
 def _register() -> None:
-    # Imported for their side effect of adding commands to ``cli``.
-    from reconciler.cli import _apply, _plan, _sandbox, _state, _validate  # noqa: F401
+    """Import every command module (``reconciler/cli/_*.py``); each adds its commands to ``cli``."""
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.iter_modules(__path__):
+        if info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script; turns library errors into exit codes."""
     _register()
     try:
-        cli.main(args=argv, standalone_mode=False, prog_name="reconciler")
+        # Without standalone mode click *returns* the code of ctx.exit(n) instead of raising.
+        code = cli.main(args=argv, standalone_mode=False, prog_name="reconciler")
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:

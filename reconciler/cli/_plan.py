@@ -1,1 +1,114 @@
-"""(placeholder: filled in by its issue)"""
+"""``reconciler plan``, ``reconciler show`` and ``reconciler drift``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable
+
+import click
+
+from reconciler.cli import cli
+
+FORMATS = click.Choice(["text", "markdown", "json"])
+
+GUARD_FLAGS: list[tuple[str, str, str]] = [
+    ("--allow-negative", "allow_negative", "Allow adjustments whose result would be negative."),
+    (
+        "--allow-missing-location",
+        "allow_missing_location",
+        "Allow a plan although a location file that state knows is missing or empty.",
+    ),
+    ("--allow-mass-delete", "allow_mass_delete", "Allow deleting or zeroing more than guards.max_delete_share of a location."),
+    ("--allow-protected", "allow_protected", "Allow changes to items flagged protect: true."),
+]
+
+
+def guard_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for flag, name, text in reversed(GUARD_FLAGS):
+        func = click.option(flag, name, is_flag=True, default=False, help=text)(func)
+    return func
+
+
+def guard_overrides(kwargs: dict[str, Any]) -> dict[str, bool]:
+    """The guard flags the user set explicitly (unset flags leave reconciler.yaml in charge)."""
+    return {name: True for _, name, _ in GUARD_FLAGS if kwargs.pop(name, False)}
+
+
+def stderr_progress(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def use_color(color: bool | None) -> bool:
+    return sys.stdout.isatty() if color is None else color
+
+
+@cli.command("plan")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the saved plan (JSON) to this file.")
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True, help="How to print the plan.")
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.",
+)
+@click.option("--target", "targets", multiple=True, help="Plan only this target (repeatable).")
+@click.option("--location", "locations", multiple=True, help="Plan only this location (repeatable).")
+@click.option("--color/--no-color", default=None, help="Colour the text output (default: when a terminal).")
+@guard_options
+@click.pass_context
+def plan_cmd(
+    ctx: click.Context,
+    out: str | None,
+    fmt: str,
+    detailed_exitcode: bool,
+    targets: tuple[str, ...],
+    locations: tuple[str, ...],
+    color: bool | None,
+    **kwargs: Any,
+) -> None:
+    """Compare the desired stock with state and live stock, and print the plan."""
+    from reconciler.planfile import save_plan
+    from reconciler.render import render
+    from reconciler.workflow import plan_project
+
+    plan = plan_project(
+        ctx.obj["repo"],
+        only_targets=targets or None,
+        only_locations=locations or None,
+        guard_overrides=guard_overrides(kwargs),
+        progress=stderr_progress,
+    )
+    if out:
+        save_plan(plan, out)
+    click.echo(render(plan, fmt, color=use_color(color)))
+    if out:
+        click.echo(f"Saved plan {plan.plan_id} to {out}. Apply it with: reconciler apply {out}", err=True)
+    if detailed_exitcode and plan.has_changes:
+        ctx.exit(2)
+
+
+@cli.command("show")
+@click.argument("plan_file", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@click.option("--color/--no-color", default=None)
+def show_cmd(plan_file: str, fmt: str, color: bool | None) -> None:
+    """Render a saved plan as text, markdown (for PR comments) or JSON."""
+    from reconciler.planfile import load_plan
+    from reconciler.render import render
+
+    click.echo(render(load_plan(plan_file), fmt, color=use_color(color)))
+
+
+@cli.command("drift")
+@click.option("--target", "targets", multiple=True, help="Check only this target (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when there is no drift, 2 when there is.")
+@click.pass_context
+def drift_cmd(ctx: click.Context, targets: tuple[str, ...], fmt: str, detailed_exitcode: bool) -> None:
+    """Report positions whose live stock differs from what was last applied."""
+    from reconciler.render.drift import render_drift
+    from reconciler.workflow import drift_report
+
+    entries, unreadable = drift_report(ctx.obj["repo"], only_targets=targets or None)
+    click.echo(render_drift(entries, unreadable, fmt))
+    if detailed_exitcode and entries:
+        ctx.exit(2)

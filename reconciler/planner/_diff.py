@@ -8,6 +8,7 @@ case of a position that needs nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from reconciler.model import (
     NO_SETTINGS,
@@ -17,7 +18,6 @@ from reconciler.model import (
     OpKind,
     PositionKey,
     Record,
-    Settings,
 )
 from reconciler.planner._intent import Intent, LegIn, TargetCtx, signed
 
@@ -88,8 +88,9 @@ def _adjust(diff: Diff, ctx: TargetCtx, dp: DesiredPosition, a: int | None, bq: 
     )
     if a is not None and a + delta < 0:
         it.guards.add("negative")
+        where = f"{_where(dp)}: " if dp.source else ""
         msg = (
-            f"{ctx.name}/{dp.location}/{dp.item}: adjusting live stock {a} by {signed(delta)} "
+            f"{where}{ctx.name}/{dp.location}/{dp.item}: adjusting live stock {a} by {signed(delta)} "
             f"would leave {a + delta}"
         )
         diff.negative.append((it, msg))
@@ -148,33 +149,63 @@ def diff_absent(diff: Diff, ctx: TargetCtx, key: PositionKey, b: Record) -> None
         diff.intents.append(Intent(OpKind.RELEASE, ctx.name, item, [leg], why))
 
 
-def settings_or_empty(s: Settings | None) -> Settings:
-    return s if s is not None else NO_SETTINGS
-
-
 def run_diff(
     desired: DesiredState,
     base: BaseState,
-    ctx_of: "callable[[str], TargetCtx]",
-    in_scope: "callable[[str, str], bool] | None",
+    ctx_of: Callable[[str], TargetCtx],
+    in_scope: Callable[[str, str], bool] | None,
 ) -> Diff:
     """Classify every position in D or B (one pass each; A-only positions are not managed)."""
     diff = Diff()
-    dlocs, blocs = diff.desired_locations, diff.base_locations
     bpos = base.positions
+    ctx: TargetCtx | None = None
+    # Positions come grouped by file, so (target, location) rarely changes between keys;
+    # tracking the last one avoids a set insertion per position.
+    last_t = last_loc = None
     for key, dp in desired.positions.items():
-        t, loc, _ = key
-        if in_scope is not None and not in_scope(t, loc):
-            continue
-        dlocs.add((t, loc))
-        diff_present(diff, ctx_of(t), dp, bpos.get(key))
-    dpos = desired.positions
-    for key, b in bpos.items():
-        t, loc, _ = key
-        if in_scope is not None and not in_scope(t, loc):
-            continue
-        tl = (t, loc)
-        blocs[tl] = blocs.get(tl, 0) + 1
-        if key not in dpos:
-            diff_absent(diff, ctx_of(t), key, b)
+        t, loc, item = key
+        if loc != last_loc or t != last_t:
+            if in_scope is not None and not in_scope(t, loc):
+                continue
+            if t != last_t:
+                ctx = ctx_of(t)
+            last_t, last_loc = t, loc
+            diff.desired_locations.add((t, loc))
+        b = bpos.get(key)
+        # Fast path, the common case: merge, D == B, no settings, and A == B (or A unknown).
+        if b is not None and b.quantity == dp.quantity and dp.strategy == "merge" and dp.settings is NO_SETTINGS:
+            if not ctx.readable:  # type: ignore[union-attr]
+                continue
+            arec = ctx.actual.get((loc, item))  # type: ignore[union-attr]
+            if (arec.quantity if arec is not None else 0) == b.quantity:
+                continue
+        diff_present(diff, ctx, dp, b)  # type: ignore[arg-type]
+    _diff_base(diff, desired, base, ctx_of, in_scope)
     return diff
+
+
+def _diff_base(
+    diff: Diff,
+    desired: DesiredState,
+    base: BaseState,
+    ctx_of: Callable[[str], TargetCtx],
+    in_scope: Callable[[str, str], bool] | None,
+) -> None:
+    """Count managed positions per location; positions in B but not in D are deleted or released."""
+    dpos, counts = desired.positions, diff.base_locations
+    last: tuple[str, str] | None = None
+    run = 0
+    for key in base.positions:
+        tl = key[:2]
+        if tl != last:
+            if last is not None:
+                counts[last] = counts.get(last, 0) + run
+            last, run = tl, 0
+        run += 1
+        if key not in dpos and (in_scope is None or in_scope(key[0], key[1])):
+            diff_absent(diff, ctx_of(key[0]), key, base.positions[key])
+    if last is not None:
+        counts[last] = counts.get(last, 0) + run
+    if in_scope is not None:
+        for tl in [tl for tl in counts if not in_scope(*tl)]:
+            del counts[tl]

@@ -37,6 +37,7 @@ def _move(src: Intent, dst: Intent, qty: int) -> Intent:
         ],
         reason=reason,
         write_mode="delta",
+        guards=src.guards | dst.guards,
         protect=src.protect or dst.protect,
         source=src.source or dst.source,
     )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import sqlite3
 import threading
@@ -38,10 +39,26 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CONTROL_PREFIX = "/_sandbox/"
+DROPPED_HEADER = "x-sandbox-dropped"
 
 
 class ConnectionDropped(Exception):
     """Raised after a committed write to make the server cut the connection (a fault switch)."""
+
+
+class _QuietDrops(logging.Filter):
+    """Keeps uvicorn from logging a traceback for every intentional ConnectionDropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, ConnectionDropped)
+
+
+def quiet_dropped_connections() -> None:
+    """Install the filter on uvicorn's error logger (idempotent; called by every server start)."""
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _QuietDrops) for f in logger.filters):
+        logger.addFilter(_QuietDrops())
 
 
 @dataclass
@@ -255,10 +272,10 @@ class Simulator(ABC):
         """Mount in-process for sync httpx clients (no sockets)."""
         from a2wsgi import ASGIMiddleware
 
-        return httpx.WSGITransport(app=ASGIMiddleware(self.app))  # type: ignore[arg-type]
+        return _DroppingWSGITransport(app=ASGIMiddleware(self.app))  # type: ignore[arg-type]
 
     def asgi_transport(self) -> httpx.AsyncBaseTransport:
-        return httpx.ASGITransport(app=self.app)  # type: ignore[arg-type]
+        return _DroppingASGITransport(app=self.app)  # type: ignore[arg-type]
 
     def close(self) -> None:
         self.run_sales(0)
@@ -322,8 +339,44 @@ class _VendorMiddleware:
             faults.drop_next_writes -= 1
         # Start the response, then fail: the server closes the connection mid-response, and the
         # client cannot tell whether the committed write happened.
-        await send(messages[0])
+        # The marker header lets in-process transports report the drop deterministically (a2wsgi
+        # may hand the started response over before it sees the exception); over a real socket
+        # the client never gets it, because the response is cut off.
+        start = dict(messages[0])
+        start["headers"] = [*start.get("headers", []), (DROPPED_HEADER.encode(), b"1")]
+        await send(start)
         raise ConnectionDropped(f"sandbox dropped the connection after committing {scope['method']} {scope['path']}")
+
+
+class _DroppingWSGITransport(httpx.WSGITransport):
+    """In-process, a dropped connection reaches the client as the transport error a real
+    server's cut connection gives (not as the sandbox's own exception)."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            response = super().handle_request(request)
+        except ConnectionDropped as exc:
+            raise httpx.RemoteProtocolError(str(exc), request=request) from exc
+        if DROPPED_HEADER in response.headers:
+            response.close()
+            raise httpx.RemoteProtocolError(_dropped_message(request), request=request)
+        return response
+
+
+class _DroppingASGITransport(httpx.ASGITransport):
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            response = await super().handle_async_request(request)
+        except ConnectionDropped as exc:
+            raise httpx.RemoteProtocolError(str(exc), request=request) from exc
+        if DROPPED_HEADER in response.headers:
+            await response.aclose()
+            raise httpx.RemoteProtocolError(_dropped_message(request), request=request)
+        return response
+
+
+def _dropped_message(request: httpx.Request) -> str:
+    return f"sandbox dropped the connection after committing {request.method} {request.url.path}"
 
 
 class ServerThread:
@@ -336,6 +389,7 @@ class ServerThread:
         import uvicorn
 
         self.sim = sim
+        quiet_dropped_connections()
         config = uvicorn.Config(sim.app, host=host, port=port, log_level="warning", lifespan="off")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

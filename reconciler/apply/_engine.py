@@ -1,0 +1,254 @@
+"""Execute a saved plan exactly once (DESIGN.md section 6).
+
+Order of events, each step durable before the next:
+1. checks that need no vendor: desired files, lock, lineage/serial/already applied;
+2. per target (targets in parallel threads, operations in plan order): journal a batch
+   ``pending``, send it, journal each outcome with the B it implies in one transaction;
+3. close the run; the plan is ``applied`` once every operation is.
+
+A re-run of an interrupted plan skips what is applied and settles what was left in flight
+without guessing: absolute writes are re-sent, others are verified with the vendor, and what
+cannot be verified is marked in doubt for the user to settle with ``reconciler resolve``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+from reconciler.apply._ops import JOURNALED_KINDS, base_updates, request_summary, resendable
+from reconciler.apply.report import ApplyReport, OpReport, ProgressEvent
+from reconciler.connectors.base import Connector, OpResult, Outcome, Verification
+from reconciler.errors import PlanError, ReconcilerError, StalePlanError, VendorError, VendorUnavailable
+from reconciler.model import OpKind, Operation, Plan
+from reconciler.state.base import JournalEntry, JournalStatus, LockInfo, StateStore
+from reconciler.state.base import Outcome as Written
+
+DEFAULT_LOCK_TTL_S = 900.0
+Progress = Callable[[ProgressEvent], None]
+
+
+class _LockKeeper:
+    """Pushes the lock's expiry while a long apply runs, so it is not taken over as dead."""
+
+    def __init__(self, store: StateStore, lock: LockInfo, ttl_s: float) -> None:
+        self.store, self.lock, self.ttl_s = store, lock, ttl_s
+        self._last = time.monotonic()
+        self._mutex = threading.Lock()
+
+    def touch(self) -> None:
+        with self._mutex:
+            if time.monotonic() - self._last >= self.ttl_s / 3:
+                self.lock = self.store.renew_lock(self.lock.id, self.ttl_s)
+                self._last = time.monotonic()
+
+
+@dataclass
+class _Run:
+    plan: Plan
+    run_id: str
+    store: StateStore
+    journal: Mapping[str, JournalEntry]
+    keeper: _LockKeeper
+    progress: Progress | None
+
+    def write(self, op: Operation, status: JournalStatus, *, response: str = "", error: str | None = None) -> OpReport:
+        updates = base_updates(op) if status is JournalStatus.APPLIED else ()
+        self.store.record_outcome(self.plan.plan_id, Written(op.id, status, response, error), updates)
+        return _report(op, status.value, error=error, response=response)
+
+    def pending(self, ops: Sequence[Operation]) -> None:
+        rows = [(op, request_summary(op), base_updates(op)) for op in ops]
+        self.store.record_pending(self.plan.plan_id, self.run_id, rows)
+
+
+def _report(op: Operation, status: str, *, note: str = "", error: str | None = None, response: str = "") -> OpReport:
+    return OpReport(op.id, op.target, op.kind.value, op.item, op.location, status, note, error, response)
+
+
+def _check_plan(plan: Plan, desired_digest: str | None, connectors: Mapping[str, Connector], ops: Sequence[Operation]) -> None:
+    if desired_digest is not None and desired_digest != plan.desired_digest:
+        raise StalePlanError(
+            f"plan {plan.plan_id} was made from desired files with digest {plan.desired_digest[:12]}, "
+            f"but the files now have digest {desired_digest[:12]}: they changed since the plan was made",
+            hint="Make a new plan from the current files with `reconciler plan --out` and review it.",
+        )
+    missing = sorted({op.target for op in ops if op.kind is not OpKind.RELEASE} - set(connectors))
+    if missing:
+        raise PlanError(
+            f"plan {plan.plan_id} has operations for target(s) {', '.join(missing)} but no connector was opened for them",
+            hint="Check that these targets are still in reconciler.yaml.",
+        )
+
+
+def apply_plan(
+    plan: Plan,
+    store: StateStore,
+    connectors: Mapping[str, Connector],
+    *,
+    desired_digest: str | None,
+    holder: str,
+    progress: Progress | None = None,
+    targets: set[str] | None = None,
+    lock_ttl_s: float = DEFAULT_LOCK_TTL_S,
+    parallel: bool = True,
+) -> ApplyReport:
+    """Apply ``plan`` once. Raises StalePlanError/LockHeld before any request; otherwise
+    returns the report (the caller maps failures to ApplyIncomplete and doubts to InDoubt)."""
+    selected = [op for op in plan.operations if op.kind in JOURNALED_KINDS and (targets is None or op.target in targets)]
+    _check_plan(plan, desired_digest, connectors, selected)
+    lock = store.acquire_lock(holder, lock_ttl_s)
+    try:
+        op_count = sum(1 for op in plan.operations if op.kind in JOURNALED_KINDS)
+        ticket = store.begin_apply(plan, op_count=op_count, who=holder)
+        run = _Run(plan, ticket.run_id, store, store.journal(plan.plan_id), _LockKeeper(store, lock, lock_ttl_s), progress)
+        report = ApplyReport(plan.plan_id, ticket.run_id, ticket.resumed)
+        try:
+            report.ops = _execute_all(run, selected, connectors, parallel)
+        except BaseException:
+            _close_aborted(store, ticket.run_id)
+            raise
+        report.ops.extend(_skipped(plan, selected))
+        order = {op.id: i for i, op in enumerate(plan.operations)}
+        report.ops.sort(key=lambda r: order.get(r.op_id, 0))
+        report.plan_status = store.finish_run(ticket.run_id, report.outcome, report.counts).status.value
+        return report
+    finally:
+        store.release_lock(lock.id)
+
+
+def _close_aborted(store: StateStore, run_id: str) -> None:
+    """Best effort: the run's history should say it was cut short, but the original error
+    (possibly the state database itself failing) is what the user must see."""
+    try:
+        store.finish_run(run_id, "aborted", {})
+    except ReconcilerError:
+        pass
+
+
+def _skipped(plan: Plan, selected: Sequence[Operation]) -> list[OpReport]:
+    chosen = {op.id for op in selected}
+    out = []
+    for op in plan.operations:
+        if op.id in chosen:
+            continue
+        note = "drift note, nothing to send" if op.kind is OpKind.DRIFT else "target not selected for this run"
+        out.append(_report(op, "skipped", note=note))
+    return out
+
+
+def _execute_all(run: _Run, ops: Sequence[Operation], connectors: Mapping[str, Connector], parallel: bool) -> list[OpReport]:
+    by_target: dict[str, list[Operation]] = {}
+    for op in ops:
+        by_target.setdefault(op.target, []).append(op)
+    if not parallel or len(by_target) <= 1:
+        return [r for target, t_ops in by_target.items() for r in _run_target(run, connectors.get(target), t_ops)]
+    with ThreadPoolExecutor(max_workers=len(by_target), thread_name_prefix="apply") as pool:
+        futures = [pool.submit(_run_target, run, connectors.get(t), t_ops) for t, t_ops in by_target.items()]
+        return [r for f in futures for r in f.result()]
+
+
+def _run_target(run: _Run, conn: Connector | None, ops: Sequence[Operation]) -> list[OpReport]:
+    reports: list[OpReport] = []
+    to_send: list[Operation] = []
+    for op in ops:
+        settled = _settle_prior(run, conn, op, run.journal.get(op.id))
+        if settled is not None:
+            reports.append(settled)
+        elif op.kind is OpKind.RELEASE:
+            # Nothing to send: the state forgets B, the vendor is untouched.
+            run.pending([op])
+            reports.append(run.write(op, JournalStatus.APPLIED, response="release: state only, nothing sent"))
+        else:
+            to_send.append(op)
+    if to_send:
+        assert conn is not None  # _check_plan guarantees a connector for every sending target
+        reports.extend(_send_all(run, conn, to_send))
+    return reports
+
+
+def _settle_prior(run: _Run, conn: Connector | None, op: Operation, entry: JournalEntry | None) -> OpReport | None:
+    """What an earlier run left for ``op``: a final report, or None to send it (again)."""
+    if entry is None or entry.status in (JournalStatus.FAILED, JournalStatus.NOT_APPLIED):
+        return None
+    if entry.status is JournalStatus.APPLIED:
+        return _report(op, "skipped", note="applied by an earlier run", response=entry.response)
+    if op.kind is OpKind.RELEASE or resendable(op):
+        return None  # sending it again lands on the same result
+    return _verify(run, conn, op, after="was left in flight by an interrupted apply")
+
+
+def _verify(run: _Run, conn: Connector | None, op: Operation, *, after: str, response: str = "") -> OpReport | None:
+    """Ask the vendor whether ``op`` landed. None: it did not, send it."""
+    try:
+        verdict = conn.verify(op) if conn is not None else Verification.UNKNOWN
+        problem = ""
+    except VendorError as exc:
+        verdict, problem = Verification.UNKNOWN, f" (verification failed: {exc})"
+    if verdict is Verification.APPLIED:
+        return run.write(op, JournalStatus.APPLIED, response=response or "verified applied after interruption")
+    if verdict is Verification.NOT_APPLIED:
+        return None
+    note = f"{op.kind} {after}; the vendor cannot tell whether it was applied{problem}"
+    reply = run.write(op, JournalStatus.IN_DOUBT, response=response, error=note)
+    return _report(op, "in_doubt", note=note, error=note, response=reply.response)
+
+
+def _send_all(run: _Run, conn: Connector, ops: Sequence[Operation]) -> list[OpReport]:
+    batches = conn.batches(ops)
+    reports: list[OpReport] = []
+    for number, batch in enumerate(batches, start=1):
+        batch_reports = _send_batch(run, conn, batch)
+        reports.extend(batch_reports)
+        if run.progress is not None:
+            statuses = [r.status for r in batch_reports]
+            run.progress(
+                ProgressEvent(
+                    batch[0].target, number, len(batches), len(reports), len(ops),
+                    statuses.count("applied"), statuses.count("failed"), statuses.count("in_doubt"),
+                )
+            )
+        run.keeper.touch()
+    return reports
+
+
+def _send_batch(run: _Run, conn: Connector, batch: Sequence[Operation]) -> list[OpReport]:
+    run.pending(batch)
+    try:
+        results = conn.execute(batch)
+    except VendorUnavailable as exc:
+        if exc.in_doubt:
+            return [_after_drop(run, conn, op, exc) for op in batch]
+        return [run.write(op, JournalStatus.FAILED, response=exc.body or "", error=str(exc)) for op in batch]
+    except ReconcilerError as exc:
+        body = getattr(exc, "body", None) or ""
+        return [run.write(op, JournalStatus.FAILED, response=body, error=str(exc)) for op in batch]
+    by_id = {r.op_id: r for r in results}
+    return [_record_result(run, op, by_id.get(op.id)) for op in batch]
+
+
+def _after_drop(run: _Run, conn: Connector, op: Operation, exc: VendorUnavailable) -> OpReport:
+    if resendable(op):
+        return run.write(op, JournalStatus.FAILED, response=exc.body or "",
+                         error=f"{exc}; it is an absolute write, so the next apply simply sends it again")
+    settled = _verify(run, conn, op, after=f"lost its connection after sending ({exc})", response=exc.body or "")
+    if settled is not None:
+        return settled
+    return run.write(op, JournalStatus.FAILED, response=exc.body or "", error=f"{exc}; the vendor shows it was not applied")
+
+
+def _record_result(run: _Run, op: Operation, result: OpResult | None) -> OpReport:
+    if result is None:
+        note = "the connector returned no result for this operation"
+        run.write(op, JournalStatus.IN_DOUBT, error=note)
+        return _report(op, "in_doubt", note=note, error=note)
+    if result.outcome is Outcome.APPLIED:
+        return run.write(op, JournalStatus.APPLIED, response=result.response)
+    if result.outcome is Outcome.IN_DOUBT:
+        note = result.error or "the vendor's answer did not say whether it was applied"
+        run.write(op, JournalStatus.IN_DOUBT, response=result.response, error=note)
+        return _report(op, "in_doubt", note=note, error=note, response=result.response)
+    return run.write(op, JournalStatus.FAILED, response=result.response, error=result.error or "failed")

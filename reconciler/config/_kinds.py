@@ -1,0 +1,99 @@
+"""What each target kind accepts in the stock repository: id shapes, settings, options.
+
+These are facts about the vendors' data (VENDORS.md), needed at validation time, before any
+connector is loaded. Connectors own what they can *do* (Capabilities); this module owns what
+the YAML may *say* about them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+ItemId = str | Mapping[str, str]
+IdCheck = Callable[[Any], "tuple[ItemId | None, str | None]"]
+
+
+def _string_id(value: Any) -> tuple[ItemId | None, str | None]:
+    if isinstance(value, str) and value.strip():
+        return value, None
+    return None, "a non-empty quoted string"
+
+
+def _fields_id(value: Any, required: tuple[str, ...], optional: tuple[str, ...]) -> tuple[ItemId | None, str | None]:
+    """A mapping with exactly the required fields, some optional ones, all non-empty strings."""
+    if not isinstance(value, Mapping):
+        return None, None
+    keys = set(value)
+    if not set(required) <= keys or not keys <= set(required) | set(optional):
+        return None, None
+    if not all(isinstance(v, str) and v.strip() for v in value.values()):
+        return None, None
+    return {k: value[k] for k in (*required, *optional) if k in value}, None
+
+
+def _zettle_id(value: Any) -> tuple[ItemId | None, str | None]:
+    ids, _ = _fields_id(value, ("product", "variant"), ())
+    return (ids, None) if ids else (None, "a mapping {product: <uuid>, variant: <uuid>} of quoted strings")
+
+
+def _kaching_id(value: Any) -> tuple[ItemId | None, str | None]:
+    # A bare string is shorthand for {product: ...}; connectors always receive the mapping.
+    if isinstance(value, str) and value.strip():
+        return {"product": value}, None
+    ids, _ = _fields_id(value, ("product",), ("variant",))
+    return (ids, None) if ids else (None, "a mapping {product: <id>} or {product: <id>, variant: <id>} of quoted strings")
+
+
+def _runfree_id(value: Any) -> tuple[ItemId | None, str | None]:
+    ids, _ = _fields_id(value, ("upc",), ())
+    if ids is None:
+        ids, _ = _fields_id(value, ("sku", "size", "width"), ())
+    if ids:
+        return ids, None
+    return None, "a mapping {upc: \"<upc>\"} or {sku: <sku>, size: \"<size>\", width: <width>} of quoted strings"
+
+
+def _any_id(value: Any) -> tuple[ItemId | None, str | None]:
+    ids, _ = _string_id(value)
+    if ids is None:
+        ids, _ = _fields_id(value, (), tuple(value) if isinstance(value, Mapping) else ())
+    return (ids, None) if ids else (None, "a quoted string or a mapping of quoted strings")
+
+
+@dataclass(frozen=True)
+class KindRule:
+    """What the YAML may say about a target of one kind."""
+
+    id_check: IdCheck
+    settings: frozenset[str] = frozenset()
+    single_location: bool = False
+    needs_endpoint: bool = True  # url and credentials_env are required
+    required_options: tuple[str, ...] = ()
+
+
+KINDS: dict[str, KindRule] = {
+    "xseries": KindRule(_string_id, frozenset({"reorder_point", "reorder_amount"})),
+    "lightspeed-supplier": KindRule(_string_id, frozenset({"tracking", "backordering"}), single_location=True),
+    "zettle": KindRule(_zettle_id, frozenset({"low_stock_level"}), single_location=True),
+    "kaching": KindRule(_kaching_id, required_options=("account", "integration")),
+    "runfree": KindRule(_runfree_id),
+    # In-process target for tests: accepts every setting and any id shape.
+    "memory": KindRule(
+        _any_id,
+        frozenset({"reorder_point", "reorder_amount", "tracking", "backordering", "low_stock_level"}),
+        needs_endpoint=False,
+    ),
+}
+
+KIND_NAMES: tuple[str, ...] = tuple(KINDS)
+
+# Type of each setting value: integer settings are counts (>= 0), the rest are flags.
+INT_SETTINGS = frozenset({"reorder_point", "reorder_amount", "low_stock_level"})
+BOOL_SETTINGS = frozenset({"tracking", "backordering"})
+
+
+def settings_owner(setting: str) -> str:
+    """Which kinds support a setting, for hints."""
+    kinds = [k for k, rule in KINDS.items() if setting in rule.settings and k != "memory"]
+    return " or ".join(kinds) or "no kind"

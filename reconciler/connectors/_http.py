@@ -1,0 +1,266 @@
+"""The HTTP layer every vendor connector uses: TLS rule, retries, rate and concurrency limits,
+error translation and credential redaction.
+
+Retry rules (DESIGN.md section 6):
+- 429 and 5xx answers mean the vendor did not apply the request: retried for every method,
+  honouring Retry-After in both its forms (seconds, HTTP date), capped by the policy.
+- A transport error before the request left (connect failures, pool timeouts) is retried for
+  every method too.
+- A transport error after the request may have been sent (read timeout, dropped connection) is
+  retried only for idempotent requests. For the others the write may have landed, so it is
+  raised at once as ``VendorUnavailable(in_doubt=True)`` and the applier verifies or asks.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, Callable, Generator, Mapping
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import httpx
+import tenacity
+
+from reconciler.connectors.base import TargetContext
+from reconciler.errors import InsecureTransportError, VendorRejected, VendorUnavailable
+
+log = logging.getLogger("reconciler.http")
+
+REDACTED = "********"
+SECRET_PARAMS = frozenset(
+    {"apikey", "api_key", "key", "token", "access_token", "refresh_token", "client_secret", "secret", "password", "signature"}
+)
+# Errors raised before any byte of the request reached the server: safe to retry any method.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+_MAX_BODY_IN_MESSAGE = 2000
+
+AuthHook = Callable[[httpx.Request], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    base: float = 0.5  # first backoff, seconds; doubles each attempt
+    max_wait: float = 30.0  # cap on any single wait, Retry-After included
+    jitter: float = 0.5  # up to this many seconds added at random
+
+
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def require_secure(url: str | httpx.URL, target: str) -> None:
+    parsed = httpx.URL(str(url))
+    if parsed.scheme == "https" or (parsed.scheme == "http" and is_loopback(parsed.host)):
+        return
+    raise InsecureTransportError(
+        f"target {target!r}: refusing {parsed.scheme}://{parsed.host}: only https is allowed (plain http only to loopback)",
+        hint="Use an https:// base_url in reconciler.yaml.",
+    )
+
+
+def redact_url(url: str | httpx.URL) -> str:
+    """The URL with credential-like query values masked and any userinfo dropped."""
+    parts = urlsplit(str(url))
+    query = [(k, REDACTED if k.lower() in SECRET_PARAMS else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe="*"), ""))
+
+
+_SECRET_QUERY = re.compile(r"([?&](?:" + "|".join(sorted(SECRET_PARAMS)) + r")=)[^&#\s\"']*", re.IGNORECASE)
+
+
+class _RedactingFilter(logging.Filter):
+    """httpx logs every request URL at INFO; query-string credentials must not reach logs."""
+
+    secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        clean = _SECRET_QUERY.sub(r"\1" + REDACTED, text)
+        for secret in self.secrets:
+            clean = clean.replace(secret, REDACTED)
+        if clean != text:
+            record.msg, record.args = clean, None
+        return True
+
+
+_LOG_FILTER = _RedactingFilter()
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).addFilter(_LOG_FILTER)
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+class TokenBucket:
+    """``rate`` requests per second with bursts of at most ``burst``; thread-safe."""
+
+    def __init__(self, rate: float, burst: float = 1.0, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.rate, self.burst = rate, max(1.0, burst)
+        self._tokens = self.burst
+        self._clock, self._sleep = clock, sleep
+        self._stamp = clock()
+        self._mutex = threading.Lock()
+
+    def take(self) -> None:
+        with self._mutex:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+            wait = 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate
+            self._tokens -= 1  # may go negative: later callers queue behind this one
+        if wait > 0:
+            self._sleep(wait)
+
+
+class _HookAuth(httpx.Auth):
+    def __init__(self, hook: AuthHook) -> None:
+        self.hook = hook
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        self.hook(request)
+        yield request
+
+
+class _Retry(Exception):
+    """One attempt failed in a way worth retrying; carries what the final error needs."""
+
+    def __init__(self, reason: str, *, status: int | None = None, body: str | None = None, retry_after: float | None = None):
+        super().__init__(reason)
+        self.reason, self.status, self.body, self.retry_after = reason, status, body, retry_after
+
+
+class VendorHTTP:
+    """An httpx.Client for one target with reconciler's retry, limit and error rules."""
+
+    def __init__(
+        self,
+        ctx: TargetContext,
+        transport: httpx.BaseTransport | None = None,
+        *,
+        auth: AuthHook | httpx.Auth | None = None,
+        retry: RetryPolicy = RetryPolicy(),
+        headers: Mapping[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        require_secure(ctx.base_url, ctx.name)
+        self.ctx, self.retry, self._sleep = ctx, retry, sleep
+        self._secret = ctx.credential.reveal() if ctx.credential else ""
+        if len(self._secret) >= 4:
+            _LOG_FILTER.secrets.add(self._secret)
+        client_auth = _HookAuth(auth) if callable(auth) and not isinstance(auth, httpx.Auth) else auth
+        self.client = httpx.Client(
+            base_url=ctx.base_url, transport=transport, auth=client_auth, headers=dict(headers or {}),
+            timeout=ctx.timeout_s, follow_redirects=False,
+        )
+        self._slots = threading.BoundedSemaphore(max(1, ctx.concurrency))
+        self._bucket = TokenBucket(ctx.rate_limit, sleep=sleep) if ctx.rate_limit else None
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> VendorHTTP:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def scrub(self, text: str) -> str:
+        """``text`` with the credential masked, in case a vendor echoes it back."""
+        return text.replace(self._secret, REDACTED) if self._secret and len(self._secret) >= 4 else text
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        return self.request("GET", path, idempotent=True, **kw)
+
+    def request(self, method: str, path: str, *, idempotent: bool, **kw: Any) -> httpx.Response:
+        """Send one request with retries. Returns a 2xx/3xx response or raises a VendorError."""
+        method = method.upper()
+        request = self.client.build_request(method, path, **kw)
+        require_secure(request.url, self.ctx.name)
+        where = f"{method} {redact_url(request.url)}"
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(max(1, self.retry.max_attempts)),
+            wait=self._wait,
+            retry=tenacity.retry_if_exception_type(_Retry),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(self._attempt, request, where, idempotent)
+        except _Retry as exc:
+            attempts = self.retry.max_attempts
+            raise VendorUnavailable(
+                self.scrub(f"{where} failed after {attempts} attempt{'s' if attempts != 1 else ''} on target {self.ctx.name!r}: {exc.reason}"),
+                status=exc.status, body=exc.body, retry_after=exc.retry_after,
+                hint="The vendor is unavailable or rate limiting; re-run apply later to retry.",
+            ) from None
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        backoff = self.retry.base * (2 ** (state.attempt_number - 1)) + random.uniform(0, self.retry.jitter)
+        if isinstance(exc, _Retry) and exc.retry_after is not None:
+            backoff = exc.retry_after
+        return min(self.retry.max_wait, backoff)
+
+    def _attempt(self, request: httpx.Request, where: str, idempotent: bool) -> httpx.Response:
+        if self._bucket is not None:
+            self._bucket.take()
+        with self._slots:
+            try:
+                response = self.client.send(request)
+                response.read()
+            except _NOT_SENT as exc:
+                raise _Retry(f"could not connect ({type(exc).__name__})") from exc
+            except httpx.TransportError as exc:
+                if idempotent:
+                    raise _Retry(f"connection failed ({type(exc).__name__})") from exc
+                raise VendorUnavailable(
+                    self.scrub(f"{where} on target {self.ctx.name!r}: the connection failed after the request "
+                               f"was sent ({type(exc).__name__}); it may or may not have been applied"),
+                    in_doubt=True,
+                ) from None
+        log.debug("%s -> %s", where, response.status_code)
+        return self._check(response, where)
+
+    def _check(self, response: httpx.Response, where: str) -> httpx.Response:
+        status = response.status_code
+        if status < 400:
+            return response
+        body = self.scrub(response.text)
+        if status == 429 or status >= 500:
+            raise _Retry(f"HTTP {status}", status=status, body=body, retry_after=parse_retry_after(response.headers.get("Retry-After")))
+        shown = body if len(body) <= _MAX_BODY_IN_MESSAGE else body[:_MAX_BODY_IN_MESSAGE] + "..."
+        raise VendorRejected(
+            f"{where} was rejected by target {self.ctx.name!r} with HTTP {status}: {shown}",
+            status=status, body=body,
+        )

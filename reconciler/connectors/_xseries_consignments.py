@@ -1,0 +1,131 @@
+"""X-Series consignments: how adjustments and movements are written, and found again after a crash.
+
+Workflows (X-Series API 2.0, POST /consignments), and the step that moves stock:
+
+- SUPPLIER (+d): create OPEN, add a line with ``count`` = ``received`` = d (adding ``received``
+  makes the vendor mark the order DISPATCHED), then RECEIVED: d units arrive at ``outlet_id``.
+- RETURN (-d): create OPEN, add a line with ``count`` = d, then SENT: d units leave ``outlet_id``.
+- OUTLET (move q): create OPEN with ``source_outlet_id``, add a line with ``count`` = q, SENT (q
+  leave the source), RECEIVED (q arrive at ``outlet_id``).
+
+Each consignment's ``reference`` is the operation id. None of these POSTs is idempotent, so they
+are sent with ``idempotent=False``: after a dropped connection the http layer does not resend,
+and :meth:`ConsignmentWriter.verify` settles the operation by looking the reference up.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterator
+
+from reconciler.connectors.base import OpResult, Outcome, Verification
+from reconciler.errors import VendorError, VendorRejected, VendorUnavailable
+from reconciler.model import Operation
+
+if TYPE_CHECKING:
+    from reconciler.connectors._http import VendorHTTP
+
+BASE = "/api/2.0/consignments"
+# The status at which each type's stock effect is complete.
+EFFECTIVE = {"SUPPLIER": "RECEIVED", "RETURN": "SENT", "OUTLET": "RECEIVED"}
+
+
+class ConsignmentWriter:
+    def __init__(self, http: VendorHTTP, page_size: int) -> None:
+        self.http = http
+        self.page_size = page_size
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def adjust(self, op: Operation, product_id: str, outlet_id: str) -> OpResult:
+        change = op.legs[0].change
+        if change == 0:
+            return OpResult(op.id, Outcome.APPLIED, "nothing to adjust (change 0)")
+        if change > 0:
+            header = {"type": "SUPPLIER", "outlet_id": outlet_id}
+            line = {"product_id": product_id, "count": change, "received": change}
+            return self._run(op, header, line, ["RECEIVED"])
+        header = {"type": "RETURN", "outlet_id": outlet_id}
+        return self._run(op, header, {"product_id": product_id, "count": -change}, ["SENT"])
+
+    def move(self, op: Operation, product_id: str, source: str, dest: str) -> OpResult:
+        units = op.legs[1].change
+        header = {"type": "OUTLET", "source_outlet_id": source, "outlet_id": dest}
+        return self._run(op, header, {"product_id": product_id, "count": units}, ["SENT", "RECEIVED"])
+
+    def _run(self, op: Operation, header: dict[str, Any], line: dict[str, Any], steps: list[str]) -> OpResult:
+        """Create, add the line, walk the statuses. A 4xx part-way cancels what was made, so a
+        failed operation leaves no half-made consignment behind."""
+        body = {**header, "status": "OPEN", "name": f"reconciler {op.id}", "reference": op.id}
+        created = self.http.request("POST", BASE, json=body, idempotent=False).json()["data"]
+        consignment_id = created["id"]
+        last = None
+        try:
+            self.http.request("POST", f"{BASE}/{consignment_id}/products", json=line, idempotent=False)
+            for status in steps:
+                last = self.http.request(
+                    "PUT", f"{BASE}/{consignment_id}", json={"status": status}, idempotent=False
+                )
+        except VendorRejected:
+            self.abandon({"id": consignment_id, "status": "unknown"})
+            raise
+        except VendorUnavailable as exc:
+            # The consignment exists and may have moved stock already (a SENT transfer): a plain
+            # failure would let the next apply create a second one, so the applier must verify.
+            raise VendorUnavailable(
+                f"{exc.message}; consignment {consignment_id} (reference {op.id}) was left part-way",
+                in_doubt=True, status=exc.status, body=exc.body, hint=exc.hint,
+            ) from exc
+        text = last.text if last is not None else ""
+        return OpResult(op.id, Outcome.APPLIED, text)
+
+    def abandon(self, consignment: dict[str, Any]) -> None:
+        """Cancel a consignment that has not finished; one with no lines cannot change status,
+        so it is deleted instead. Best effort: the caller reports the original problem."""
+        cid = consignment["id"]
+        try:
+            self.http.request("PUT", f"{BASE}/{cid}", json={"status": "CANCELLED"}, idempotent=True)
+            return
+        except VendorRejected:
+            pass
+        try:
+            self.http.request("DELETE", f"{BASE}/{cid}", idempotent=True)
+        except VendorRejected:
+            pass
+
+    # --- verification -------------------------------------------------------------------------
+
+    def find(self, reference: str) -> Iterator[dict[str, Any]]:
+        """Consignments whose reference is ``reference``.
+
+        The ``reference`` filter is an ASSUMPTION (the spec lists type/status/outlet_id only);
+        the results are filtered here as well, so a vendor that ignores the filter still works
+        (it then pages through every consignment).
+        """
+        after = 0
+        while True:
+            params = {"reference": reference, "after": after, "page_size": self.page_size}
+            body = self.http.request("GET", BASE, params=params, idempotent=True).json()
+            data = body.get("data") or []
+            if not data:
+                return
+            yield from (c for c in data if c.get("reference") == reference and not c.get("deleted_at"))
+            after = int((body.get("version") or {}).get("max") or max(int(c["version"]) for c in data))
+
+    def verify(self, op: Operation) -> Verification:
+        """APPLIED if a consignment with this reference reached its effective status; a half-made
+        one is cancelled first (a SENT transfer's units go back to the sender) so the re-send
+        cannot double; NOT_APPLIED if none took effect; UNKNOWN if the vendor cannot be asked."""
+        try:
+            found = list(self.find(op.id))
+            applied = [c for c in found if c.get("status") == EFFECTIVE.get(str(c.get("type")))]
+            if applied:
+                return Verification.APPLIED
+            for consignment in found:
+                if consignment.get("status") != "CANCELLED":
+                    self.abandon(consignment)
+            # Make sure nothing half-made survived the cancellation.
+            if any(c.get("status") not in ("CANCELLED",) for c in self.find(op.id)):
+                return Verification.UNKNOWN
+        except VendorError:
+            return Verification.UNKNOWN
+        return Verification.NOT_APPLIED

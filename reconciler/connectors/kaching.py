@@ -1,0 +1,243 @@
+"""Ka-ching stock import connector (VENDORS.md section 4, seed 003).
+
+Write-only: Ka-ching has no documented way to read stock, so the planner plans against B.
+
+- reset N:  POST /imports/stock                    {"<location>": {"<product>": N | {"<variant>": N}}}
+- adjust d: POST /imports/stock?adjustment=true    same shape, d as a delta
+- move q:   ONE adjustment=true POST holding -q at the source and +q at the destination, so
+            both halves are accepted or refused together
+- delete:   DELETE /imports/stock                  same shape; the values are ignored
+
+Auth is the query parameters ``account`` and ``integration`` (from the target's options) and
+``apikey`` (the credential). The http layer redacts the key from every message; this module never
+formats a URL into a message.
+
+Ka-ching imports asynchronously: "Import of N stock value(s) initiated" only means the queue
+accepted N values, so an operation reported applied here means "accepted by Ka-ching's queue".
+When N differs from the number of values sent, the batch is failed (absolute writes, safe to
+re-send) or in doubt (adjustments, which must not be sent twice blindly).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, Mapping, Sequence
+
+import httpx
+
+from reconciler.connectors._http import VendorHTTP, redact_url
+from reconciler.connectors.base import Connector, OpResult, Outcome, TargetContext
+from reconciler.errors import ConfigError, NotSupported, Problem
+from reconciler.model import Capabilities, OpKind, Operation, Record
+
+PATH = "/imports/stock"
+# Undocumented by Ka-ching: our assumption of a safe request size, counted in values
+# (a move holds two). See docs/connectors/kaching.md.
+MAX_VALUES = 500
+INITIATED = re.compile(r"Import of (\d+) stock value\(s\) initiated")
+
+# (stock location id, product id, variant id or "") -> value
+Values = dict[tuple[str, str, str], int]
+
+
+class _RedactURLs(logging.Filter):
+    """httpx logs every request URL at INFO, and Ka-ching's apikey is in the URL: mask it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, httpx.URL) for a in record.args):
+            record.args = tuple(redact_url(a) if isinstance(a, httpx.URL) else a for a in record.args)
+        return True
+
+
+def _install_log_redaction() -> None:
+    logger = logging.getLogger("httpx")
+    if not any(isinstance(f, _RedactURLs) for f in logger.filters):
+        logger.addFilter(_RedactURLs())
+
+
+def _mode(op: Operation) -> str:
+    """Which request an operation belongs to: 'reset', 'adjustment' or 'delete'."""
+    if op.kind is OpKind.DELETE:
+        return "delete"
+    if op.kind is OpKind.RESET or (op.kind is OpKind.ADJUST and op.write_mode == "absolute"):
+        return "reset"
+    if op.kind in (OpKind.ADJUST, OpKind.MOVE):
+        return "adjustment"
+    raise NotSupported(f"Ka-ching cannot execute a {op.kind} operation ({op.id})")
+
+
+class KachingConnector(Connector):
+    kind = "kaching"
+    capabilities = Capabilities(
+        readable=False,
+        absolute=True,
+        delta=True,
+        native_move=True,
+        delete=True,
+        settings=frozenset(),
+        verifiable_deltas=False,
+        max_batch=MAX_VALUES,
+    )
+
+    def __init__(self, ctx: TargetContext, *, transport: httpx.BaseTransport | None = None) -> None:
+        super().__init__(ctx, transport=transport)
+        self._check_options(ctx)
+        _install_log_redaction()
+        self.http = VendorHTTP(ctx, transport, auth=self._auth)
+
+    @staticmethod
+    def _check_options(ctx: TargetContext) -> None:
+        missing = [name for name in ("account", "integration") if not ctx.options.get(name)]
+        if missing:
+            raise ConfigError([Problem(
+                f"target {ctx.name!r} (kaching) needs option(s) {', '.join(missing)}", "reconciler.yaml",
+                hint="Add them under options: of the target (account id and import-queue integration id).",
+            )])
+
+    def _auth(self, request: httpx.Request) -> None:
+        request.url = request.url.copy_merge_params({
+            "account": str(self.ctx.options["account"]),
+            "integration": str(self.ctx.options["integration"]),
+            "apikey": self.ctx.credential.reveal(),
+        })
+
+    def close(self) -> None:
+        self.http.close()
+
+    def read_stock(self) -> dict[tuple[str, str], Record]:
+        raise NotSupported(
+            f"{self.ctx.name}: Ka-ching has no API to read stock levels (write-only).",
+            hint="Plans for this target are made against what reconciler last applied.",
+        )
+
+    # --- ids ---------------------------------------------------------------------------------
+
+    def _location(self, name: str) -> str:
+        try:
+            return str(self.ctx.location_ids[name])
+        except KeyError:
+            raise ConfigError([Problem(
+                f"location {name!r} has no Ka-ching stock_location_id in target {self.ctx.name!r}",
+                "reconciler.yaml", hint=f"Map it under targets: {self.ctx.name}: locations:.",
+            )]) from None
+
+    def _item(self, sku: str) -> tuple[str, str]:
+        raw = self.ctx.item_ids.get(sku)
+        if isinstance(raw, str) and raw:
+            return raw, ""
+        if isinstance(raw, Mapping) and raw.get("product"):
+            return str(raw["product"]), str(raw.get("variant") or "")
+        raise ConfigError([Problem(
+            f"item {sku!r} has no Ka-ching product id in target {self.ctx.name!r}", "stock/catalog.yaml",
+            hint=f"Write its id as {{product: <id>}} or {{product: <id>, variant: <id>}} under ids: {self.ctx.name}.",
+        )])
+
+    def _values(self, op: Operation) -> Values:
+        product, variant = self._item(op.item)
+        out: Values = {}
+        for leg in op.legs:
+            key = (self._location(leg.location), product, variant)
+            if op.kind is OpKind.DELETE:
+                out[key] = 0  # required by the body shape, ignored by Ka-ching
+            elif _mode(op) == "reset":
+                assert leg.expected is not None  # a reset always has its quantity
+                out[key] = leg.expected
+            else:
+                out[key] = leg.change
+        return out
+
+    # --- batching and writing -------------------------------------------------------------------
+
+    def batches(self, ops: Sequence[Operation]) -> list[list[Operation]]:
+        """One request per batch: one mode (reset / adjustment / delete), at most MAX_VALUES
+        values, and each (location, product, variant) at most once, since a JSON object cannot
+        hold a key twice. A product written without a variant and with variants is split too."""
+        out: list[list[Operation]] = []
+        open_: dict[str, tuple[list[Operation], set[tuple[str, str, str]], dict[tuple[str, str], bool]]] = {}
+        for op in ops:
+            mode = _mode(op)
+            values = self._values(op)
+            current = open_.get(mode)
+            if current is None or not _fits(current[1], current[2], values):
+                current = ([], set(), {})
+                open_[mode] = current
+                out.append(current[0])
+            batch, keys, shapes = current
+            batch.append(op)
+            keys.update(values)
+            for loc, product, variant in values:
+                shapes[(loc, product)] = bool(variant)
+        return out
+
+    def execute(self, batch: Sequence[Operation]) -> list[OpResult]:
+        if not batch:
+            return []
+        modes = {_mode(op) for op in batch}
+        if len(modes) != 1:
+            raise NotSupported(
+                f"{self.ctx.name}: a Ka-ching batch mixes {', '.join(sorted(modes))} operations.",
+                hint="Group operations with KachingConnector.batches().",
+            )
+        mode = modes.pop()
+        values: Values = {}
+        for op in batch:
+            values.update(self._values(op))
+        body = _body(values)
+        method = "DELETE" if mode == "delete" else "POST"
+        params = {"adjustment": "true"} if mode == "adjustment" else None
+        # Adjustments are not idempotent: a blind retry after a dropped connection could count twice.
+        response = self.http.request(method, PATH, json=body, params=params, idempotent=mode != "adjustment")
+        return self._results(batch, mode, len(values), response)
+
+    def _results(self, batch: Sequence[Operation], mode: str, sent: int, response: httpx.Response) -> list[OpResult]:
+        text = response.text
+        accepted = _initiated(response)
+        if accepted == sent:
+            note = f"accepted by Ka-ching's import queue ({sent} value(s)); Ka-ching applies it asynchronously"
+            return [OpResult(op.id, Outcome.APPLIED, response=f"{note}\n{text}") for op in batch]
+        said = f"{accepted} value(s)" if accepted is not None else "no recognisable count"
+        error = (
+            f"Ka-ching answered {said} initiated, but {sent} were sent in this request; "
+            "some values may not have been imported. Ka-ching's answer: " + text
+        )
+        # Re-sending an absolute import or a delete is safe; an adjustment might count twice.
+        outcome = Outcome.IN_DOUBT if mode == "adjustment" else Outcome.FAILED
+        return [OpResult(op.id, outcome, response=text, error=error) for op in batch]
+
+
+def _fits(keys: set[tuple[str, str, str]], shapes: dict[tuple[str, str], bool], values: Values) -> bool:
+    if len(keys) + len(values) > MAX_VALUES:
+        return False
+    for key in values:
+        loc, product, variant = key
+        if key in keys or shapes.get((loc, product), bool(variant)) != bool(variant):
+            return False
+    return True
+
+
+def _body(values: Values) -> dict[str, dict[str, Any]]:
+    body: dict[str, dict[str, Any]] = {}
+    for (loc, product, variant), value in values.items():
+        products = body.setdefault(loc, {})
+        if variant:
+            products.setdefault(product, {})[variant] = value
+        else:
+            products[product] = value
+    return body
+
+
+def _initiated(response: httpx.Response) -> int | None:
+    """N from "Import of N stock value(s) initiated", or None when the answer does not say."""
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    message = data.get("message") if isinstance(data, dict) else None
+    if not isinstance(message, str) or (data.get("status") not in (None, "OK")):
+        return None
+    found = INITIATED.search(message)
+    return int(found.group(1)) if found else None
+
+
+CONNECTOR = KachingConnector

@@ -1,0 +1,310 @@
+"""Lightspeed Retail X-Series (formerly Vend): API 2.0 reads and consignments, 2.1 product writes.
+
+How each operation compiles (docs/connectors/xseries.md has the full story):
+
+- read: ``GET /api/2.0/inventory`` with the version cursor (``after`` = the previous page's
+  ``version.max``), stopping at the first empty page.
+- reset: ``PUT /api/2.1/products/{id}`` with ``details.inventory[]`` holding ``current_amount``
+  (absolute). One request per product, holding every outlet of that product in the batch.
+- adjust +d: a SUPPLIER consignment (OPEN, line with count = received = d, which the vendor turns
+  DISPATCHED, then RECEIVED); adjust -d: a RETURN consignment (OPEN, line, SENT).
+- move q: an OUTLET consignment ``source_outlet_id`` -> ``outlet_id`` (OPEN, line, SENT, RECEIVED).
+- delete: ``PUT /api/2.1/products/{id}`` with ``common.track_inventory = false``. X-Series tracks
+  inventory per product, so this stops tracking the product at every outlet.
+- settings: reorder_point / reorder_amount through the same PUT; ``current_amount`` is required
+  there, so the live amount is re-read just before and written back unchanged.
+
+Every consignment carries the operation id as its ``reference``, so after a crash
+:meth:`XSeriesConnector.verify` finds it. Nulls are never sent: the vendor turns a null reorder
+value into an empty string (seed 000), so a setting is either sent with its value or omitted.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import httpx
+
+from reconciler.connectors._http import RetryPolicy, VendorHTTP
+from reconciler.connectors._xseries_consignments import ConsignmentWriter
+from reconciler.connectors.base import Connector, OpResult, Outcome, TargetContext, Verification
+from reconciler.errors import ConfigError, NotSupported, Problem, VendorRejected
+from reconciler.model import Capabilities, OpKind, Operation, Record, Settings
+
+DEFAULT_PAGE_SIZE = 1000
+MAX_PAGE_SIZE = 10_000  # govend: every 2.0 endpoint except sales caps pages at 10,000
+# Outlets of one product per PUT. Undocumented; one product rarely has more outlets than this.
+MAX_OUTLETS_PER_PUT = 100
+REORDER_KEYS = ("reorder_point", "reorder_amount")
+# The request budget is per 5-minute window and a 429's Retry-After (an HTTP date) may point to
+# the end of that window, so a wait of up to a full window must be honoured, not capped at 30 s.
+RETRY = RetryPolicy(max_attempts=6, max_wait=305.0)
+
+
+def bearer(ctx: TargetContext) -> Callable[[httpx.Request], None]:
+    """An auth hook adding ``Authorization: Bearer``; the token is revealed per request only."""
+
+    def auth(request: httpx.Request) -> None:
+        request.headers["Authorization"] = f"Bearer {ctx.credential.reveal()}"
+
+    return auth
+
+
+class XSeriesConnector(Connector):
+    kind = "xseries"
+    capabilities = Capabilities(
+        readable=True,
+        absolute=True,
+        delta=True,
+        native_move=True,
+        delete=True,
+        settings=frozenset(REORDER_KEYS),
+        verifiable_deltas=True,
+        max_batch=MAX_OUTLETS_PER_PUT,
+    )
+
+    def __init__(
+        self, ctx: TargetContext, *, transport: httpx.BaseTransport | None = None, retry: RetryPolicy | None = None
+    ) -> None:
+        super().__init__(ctx, transport=transport)
+        self.page_size = _page_size(ctx)
+        self.http = VendorHTTP(ctx, transport, auth=bearer(ctx), retry=retry or RETRY)
+        self.consignments = ConsignmentWriter(self.http, self.page_size)
+
+    def close(self) -> None:
+        self.http.close()
+
+    # --- ids ----------------------------------------------------------------------------------
+
+    def product_id(self, op: Operation) -> str:
+        value = self.ctx.item_ids.get(op.item)
+        if not isinstance(value, str) or not value:
+            raise NotSupported(
+                f"operation {op.id}: item {op.item!r} has no X-Series product id in target {self.ctx.name!r}",
+                hint="Add the product id under the item in stock/catalog.yaml.",
+            )
+        return value
+
+    def outlet_id(self, op: Operation, location: str) -> str:
+        value = self.ctx.location_ids.get(location)
+        if not value:
+            raise NotSupported(
+                f"operation {op.id}: location {location!r} has no outlet id in target {self.ctx.name!r}",
+                hint="Map the location to its outlet_id in reconciler.yaml.",
+            )
+        return value
+
+    # --- read ---------------------------------------------------------------------------------
+
+    def inventory_records(self, path: str) -> Iterator[dict[str, Any]]:
+        """Every record of a 2.0 inventory collection, following the version cursor."""
+        after = 0
+        while True:
+            body = self.http.request(
+                "GET", path, params={"after": after, "page_size": self.page_size}, idempotent=True
+            ).json()
+            data = body.get("data") or []
+            if not data:
+                return
+            yield from data
+            # Versions are global and not consecutive: the cursor is the page's max, never +1.
+            after = int((body.get("version") or {}).get("max") or max(int(r["version"]) for r in data))
+
+    def read_stock(self) -> dict[tuple[str, str], Record]:
+        outlets = {vid: name for name, vid in self.ctx.location_ids.items()}
+        products = {vid: name for name, vid in self.ctx.item_ids.items() if isinstance(vid, str)}
+        latest: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+        for rec in self.inventory_records("/api/2.0/inventory"):
+            location, item = outlets.get(rec.get("outlet_id")), products.get(rec.get("product_id"))
+            if location is None or item is None:
+                continue  # not managed by this repository
+            version = int(rec.get("version") or 0)
+            # A record changed during paging shows up again with a higher version: keep the newest.
+            if (location, item) not in latest or latest[(location, item)][0] <= version:
+                latest[(location, item)] = (version, rec)
+        return {key: _record(rec) for key, (_, rec) in latest.items() if not rec.get("deleted_at")}
+
+    def live_amounts(self, product_id: str) -> dict[str, int]:
+        """outlet_id -> current amount of one product, read just before a write that needs it."""
+        version = str(self.ctx.options.get("inventory_api_version", "2026-01"))
+        return {
+            rec["outlet_id"]: _quantity(rec)
+            for rec in self.inventory_records(f"/api/{version}/inventory/{product_id}")
+            if not rec.get("deleted_at")
+        }
+
+    # --- batching -----------------------------------------------------------------------------
+
+    def batches(self, ops: Sequence[Operation]) -> list[list[Operation]]:
+        """Resets of one product share a PUT; everything else goes alone.
+
+        A reset joins an earlier group of its product only while no other operation on that
+        product came in between, so absolute writes never jump over a delta on the same item.
+        """
+        out: list[list[Operation]] = []
+        open_groups: dict[str, list[Operation]] = {}
+        for op in ops:
+            group = open_groups.get(op.item)
+            if op.kind is not OpKind.RESET:
+                open_groups.pop(op.item, None)
+                out.append([op])
+            elif group is not None and len(group) < MAX_OUTLETS_PER_PUT and op.location not in {
+                g.location for g in group
+            }:
+                group.append(op)
+            else:
+                open_groups[op.item] = [op]
+                out.append(open_groups[op.item])
+        return out
+
+    # --- execute ------------------------------------------------------------------------------
+
+    def execute(self, batch: Sequence[Operation]) -> list[OpResult]:
+        if not batch:
+            return []
+        if all(op.kind is OpKind.RESET for op in batch):
+            return self._put_inventory(batch)
+        results = []
+        for op in batch:
+            results.extend(self._put_inventory([op]) if op.kind is OpKind.RESET else [self._execute_one(op)])
+        return results
+
+    def _execute_one(self, op: Operation) -> OpResult:
+        try:
+            if op.kind is OpKind.ADJUST:
+                return self.consignments.adjust(op, self.product_id(op), self.outlet_id(op, op.location))
+            if op.kind is OpKind.MOVE:
+                source, dest = (self.outlet_id(op, leg.location) for leg in op.legs)
+                return self.consignments.move(op, self.product_id(op), source, dest)
+            if op.kind is OpKind.DELETE:
+                return self._stop_tracking(op)
+            if op.kind is OpKind.SETTINGS:
+                return self._write_settings(op)
+        except VendorRejected as exc:
+            return rejected(op, exc)
+        raise NotSupported(f"operation {op.id}: X-Series cannot execute a {op.kind.value} operation")
+
+    def _put_inventory(self, batch: Sequence[Operation]) -> list[OpResult]:
+        product_id = self.product_id(batch[0])
+        lines = []
+        for op in batch:
+            line: dict[str, Any] = {"outlet_id": self.outlet_id(op, op.location), "current_amount": op.legs[0].expected}
+            line.update(reorder_fields(op.settings_after))
+            lines.append(line)
+        try:
+            response = self.http.request(
+                "PUT", f"/api/2.1/products/{product_id}", json={"details": {"inventory": lines}}, idempotent=True
+            )
+        except VendorRejected as exc:
+            if len(batch) > 1:
+                # The vendor refuses the whole PUT for one bad outlet; send each alone so one bad
+                # position does not fail its neighbours (a refused PUT wrote nothing).
+                return [result for op in batch for result in self._put_inventory([op])]
+            return [rejected(op, exc) for op in batch]
+        after = _amounts_in(response)
+        return [
+            OpResult(op.id, Outcome.APPLIED, response.text, actual_after=_after_for(op, after, self.ctx))
+            for op in batch
+        ]
+
+    def _stop_tracking(self, op: Operation) -> OpResult:
+        product_id = self.product_id(op)
+        response = self.http.request(
+            "PUT", f"/api/2.1/products/{product_id}", json={"common": {"track_inventory": False}}, idempotent=True
+        )
+        return OpResult(op.id, Outcome.APPLIED, response.text)
+
+    def _write_settings(self, op: Operation) -> OpResult:
+        """Reorder settings; ``current_amount`` is required by the vendor, so the live amount is
+        re-read and written back (a sale landing between the two requests would be lost; the
+        window is one round trip)."""
+        fields = reorder_fields(op.settings_after)
+        if not fields:
+            return OpResult(op.id, Outcome.APPLIED, "no X-Series settings to write")
+        product_id, outlet_id = self.product_id(op), self.outlet_id(op, op.location)
+        live = self.live_amounts(product_id)
+        if outlet_id not in live:
+            return OpResult(
+                op.id,
+                Outcome.FAILED,
+                error=f"product {product_id} has no inventory record at outlet {outlet_id}; "
+                "set a quantity for the position before its reorder settings",
+            )
+        line = {"outlet_id": outlet_id, "current_amount": live[outlet_id], **fields}
+        response = self.http.request(
+            "PUT", f"/api/2.1/products/{product_id}", json={"details": {"inventory": [line]}}, idempotent=True
+        )
+        return OpResult(op.id, Outcome.APPLIED, response.text, actual_after=_after_for(op, _amounts_in(response), self.ctx))
+
+    # --- verify -------------------------------------------------------------------------------
+
+    def verify(self, op: Operation) -> Verification:
+        if op.kind in (OpKind.ADJUST, OpKind.MOVE):
+            return self.consignments.verify(op)
+        if op.kind is OpKind.RESET:
+            live = self.live_amounts(self.product_id(op))
+            applied = live.get(self.outlet_id(op, op.location)) == op.legs[0].expected
+            return Verification.APPLIED if applied else Verification.NOT_APPLIED
+        return Verification.UNKNOWN
+
+
+def reorder_fields(settings: Settings | None) -> dict[str, int]:
+    """Only the reorder values that are set: a null would blank the vendor's field (seed 000)."""
+    if settings is None:
+        return {}
+    return {key: getattr(settings, key) for key in REORDER_KEYS if getattr(settings, key) is not None}
+
+
+def rejected(op: Operation, exc: VendorRejected) -> OpResult:
+    """A 4xx for one operation: the vendor's words, verbatim."""
+    body = exc.body or ""
+    return OpResult(op.id, Outcome.FAILED, response=body, error=body or exc.message)
+
+
+def _page_size(ctx: TargetContext) -> int:
+    raw = ctx.options.get("page_size", DEFAULT_PAGE_SIZE)
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= MAX_PAGE_SIZE:
+        raise ConfigError(
+            [Problem(f"target {ctx.name!r}: page_size must be an integer from 1 to {MAX_PAGE_SIZE}, got {raw!r}")]
+        )
+    return raw
+
+
+def _quantity(rec: Mapping[str, Any]) -> int:
+    value = rec.get("current_amount")
+    if value is None:
+        value = rec.get("inventory_level")
+    return int(round(float(value or 0)))
+
+
+def _setting(value: Any) -> int | None:
+    # The vendor may hold "" (a null that was written) or null: both mean "not set".
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return int(value)
+
+
+def _record(rec: Mapping[str, Any]) -> Record:
+    settings = Settings(reorder_point=_setting(rec.get("reorder_point")), reorder_amount=_setting(rec.get("reorder_amount")))
+    return Record(_quantity(rec), settings)
+
+
+def _amounts_in(response: httpx.Response) -> dict[str, int]:
+    """outlet_id -> amount from a 2.1 product PUT response (empty when the body says nothing)."""
+    try:
+        data = response.json().get("data") or {}
+    except (ValueError, AttributeError):
+        return {}
+    return {r["outlet_id"]: _quantity(r) for r in data.get("inventory") or [] if isinstance(r, dict) and "outlet_id" in r}
+
+
+def _after_for(op: Operation, amounts: Mapping[str, int], ctx: TargetContext) -> dict[str, int]:
+    out = {}
+    for leg in op.legs:
+        vid = ctx.location_ids.get(leg.location)
+        if vid in amounts:
+            out[leg.location] = amounts[vid]
+    return out
+
+
+CONNECTOR = XSeriesConnector

@@ -1,0 +1,257 @@
+"""Saved plans (DESIGN.md section 5): versioned, self-contained, tamper-evident JSON.
+
+The file holds every field of :class:`~reconciler.model.Plan` and its operations plus a
+``digest``: the sha256 of the canonical JSON (sorted keys, no whitespace) of everything else.
+Loading recomputes it, so a plan edited after it was written is refused before anything is
+applied. Plans hold quantities, names and hashes only; no credential ever reaches them.
+
+Layout: pretty-printed header, one operation per line, so a plan diffs well in review and a
+million-operation plan stays a reasonable size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from reconciler.errors import PlanFileError
+from reconciler.model import SETTING_NAMES, Leg, OpKind, Operation, Plan, Settings
+
+SUPPORTED_VERSIONS = (1,)
+_REMAKE = "make a new plan with `reconciler plan --out`"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class _LegModel(_Strict):
+    location: str
+    actual: int | None
+    base: int | None
+    desired: int | None
+    change: int
+    expected: int | None
+
+
+class _OpModel(_Strict):
+    id: str
+    kind: Literal["reset", "adjust", "move", "delete", "release", "settings", "drift"]
+    target: str
+    item: str
+    legs: list[_LegModel]
+    reason: str
+    settings_before: dict[str, int | bool] | None
+    settings_after: dict[str, int | bool] | None
+    overridden_guards: list[str]
+    write_mode: str
+
+
+class _PlanModel(_Strict):
+    format_version: int
+    digest: str
+    plan_id: str
+    created_at: str
+    git_commit: str | None
+    git_dirty: bool
+    desired_digest: str
+    desired_files: dict[str, str]
+    lineage: str
+    serial: int
+    strategy_note: str
+    operations: list[_OpModel]
+    warnings: list[str]
+    unreadable_targets: list[str]
+    scope: dict[str, list[str]]
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+def _settings_out(s: Settings | None) -> dict[str, int | bool] | None:
+    return None if s is None else s.as_dict()
+
+
+def _op_out(op: Operation) -> dict[str, Any]:
+    return {
+        "id": op.id,
+        "kind": op.kind.value,
+        "target": op.target,
+        "item": op.item,
+        "legs": [
+            {"location": l.location, "actual": l.actual, "base": l.base, "desired": l.desired,
+             "change": l.change, "expected": l.expected}
+            for l in op.legs
+        ],
+        "reason": op.reason,
+        "settings_before": _settings_out(op.settings_before),
+        "settings_after": _settings_out(op.settings_after),
+        "overridden_guards": list(op.overridden_guards),
+        "write_mode": op.write_mode,
+    }
+
+
+def plan_document(plan: Plan) -> dict[str, Any]:
+    """The plan as a JSON-ready dict, without the digest."""
+    return {
+        "format_version": plan.format_version,
+        "plan_id": plan.plan_id,
+        "created_at": plan.created_at,
+        "git_commit": plan.git_commit,
+        "git_dirty": plan.git_dirty,
+        "desired_digest": plan.desired_digest,
+        "desired_files": dict(plan.desired_files),
+        "lineage": plan.lineage,
+        "serial": plan.serial,
+        "strategy_note": plan.strategy_note,
+        "warnings": list(plan.warnings),
+        "unreadable_targets": list(plan.unreadable_targets),
+        "scope": {k: list(v) for k, v in plan.scope.items()},
+        "operations": [_op_out(op) for op in plan.operations],
+    }
+
+
+def _canonical(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def digest_of(doc: dict[str, Any]) -> str:
+    return hashlib.sha256(_canonical(doc)).hexdigest()
+
+
+def dump_plan(plan: Plan) -> str:
+    """The plan file text: JSON with ``format_version`` and ``digest``, one operation a line."""
+    doc = plan_document(plan)
+    ops = doc.pop("operations")
+    head = {"format_version": doc["format_version"], "digest": digest_of({**doc, "operations": ops})}
+    head.update((k, v) for k, v in sorted(doc.items()) if k != "format_version")
+    lines = json.dumps(head, indent=2, ensure_ascii=False, sort_keys=False)[:-2]
+    body = ",\n".join("    " + json.dumps(op, ensure_ascii=False, sort_keys=True) for op in ops)
+    ops_text = f'  "operations": [\n{body}\n  ]' if ops else '  "operations": []'
+    return f"{lines},\n{ops_text}\n}}\n"
+
+
+def save_plan(plan: Plan, path: str | os.PathLike[str]) -> None:
+    """Write atomically (temp file + rename) so a crash never leaves half a plan behind."""
+    target = Path(path)
+    text = dump_plan(plan)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise PlanFileError(f"cannot write the plan to {target}: {exc.strerror or exc}") from exc
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def _settings_in(data: dict[str, int | bool] | None, where: str) -> Settings | None:
+    if data is None:
+        return None
+    unknown = sorted(set(data) - set(SETTING_NAMES))
+    if unknown:
+        raise PlanFileError(f"{where}: unknown setting(s) {', '.join(unknown)}; {_REMAKE}")
+    return Settings.from_dict(data)
+
+
+def _op_in(m: _OpModel, where: str) -> Operation:
+    return Operation(
+        id=m.id,
+        kind=OpKind(m.kind),
+        target=m.target,
+        item=m.item,
+        legs=tuple(Leg(l.location, l.actual, l.base, l.desired, l.change, l.expected) for l in m.legs),
+        reason=m.reason,
+        settings_before=_settings_in(m.settings_before, where),
+        settings_after=_settings_in(m.settings_after, where),
+        overridden_guards=tuple(m.overridden_guards),
+        write_mode=m.write_mode,
+    )
+
+
+def _field_errors(exc: ValidationError, source: str) -> PlanFileError:
+    shown = []
+    for err in exc.errors()[:10]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        what = "missing" if err["type"] == "missing" else err["msg"].lower()
+        shown.append(f"  {loc}: {what}")
+    more = f"\n  ... and {exc.error_count() - 10} more" if exc.error_count() > 10 else ""
+    return PlanFileError(
+        f"{source}: the plan file has missing or ill-typed fields:\n" + "\n".join(shown) + more
+        + f"\n{_REMAKE[0].upper()}{_REMAKE[1:]}."
+    )
+
+
+def _parse(text: str, source: str) -> dict[str, Any]:
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PlanFileError(
+            f"{source}:{exc.lineno}:{exc.colno}: not a plan file: invalid JSON ({exc.msg}); "
+            f"the file may be truncated or corrupt; {_REMAKE}"
+        ) from exc
+    if not isinstance(raw, dict):
+        raise PlanFileError(f"{source}: not a plan file: expected a JSON object, found {type(raw).__name__}")
+    version = raw.get("format_version")
+    if version not in SUPPORTED_VERSIONS or isinstance(version, bool):
+        supported = ", ".join(str(v) for v in SUPPORTED_VERSIONS)
+        raise PlanFileError(
+            f"{source}: plan format_version {version!r} is not supported (this reconciler reads "
+            f"version {supported}); {_REMAKE} with this version"
+        )
+    return raw
+
+
+def loads_plan(text: str, source: str = "<plan>") -> Plan:
+    """Parse and verify plan file text. Raises PlanFileError naming ``source`` and the problem."""
+    raw = _parse(text, source)
+    try:
+        m = _PlanModel.model_validate(raw)
+    except ValidationError as exc:
+        raise _field_errors(exc, source) from exc
+    rest = {k: v for k, v in raw.items() if k != "digest"}
+    if digest_of(rest) != m.digest:
+        raise PlanFileError(f"{source}: the plan was edited after it was written (digest mismatch); {_REMAKE}")
+    return Plan(
+        format_version=m.format_version,
+        plan_id=m.plan_id,
+        created_at=m.created_at,
+        git_commit=m.git_commit,
+        git_dirty=m.git_dirty,
+        desired_digest=m.desired_digest,
+        desired_files=dict(m.desired_files),
+        lineage=m.lineage,
+        serial=m.serial,
+        strategy_note=m.strategy_note,
+        operations=[_op_in(op, f"{source}: operation {i} ({op.id})") for i, op in enumerate(m.operations)],
+        warnings=list(m.warnings),
+        unreadable_targets=list(m.unreadable_targets),
+        scope={k: list(v) for k, v in m.scope.items()},
+    )
+
+
+def load_plan(path: str | os.PathLike[str]) -> Plan:
+    """Read and verify a saved plan."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise PlanFileError(f"{p}: no such plan file; make one with `reconciler plan --out {p}`") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlanFileError(f"{p}: cannot read the plan file: {exc}") from exc
+    return loads_plan(text, source=str(p))

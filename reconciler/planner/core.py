@@ -1,0 +1,165 @@
+"""make_plan: D, B, A and policy in, a :class:`~reconciler.model.Plan` out. Pure: no I/O.
+
+The only impure input is the clock, and only when ``created_at`` is not given.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Callable
+
+from reconciler.errors import GuardError, PlanError
+from reconciler.model import ActualState, BaseState, DesiredState, Plan, Policy, TargetPolicy
+from reconciler.planner._build import build_operations, compile_adjustments, plan_id
+from reconciler.planner._diff import Diff, run_diff
+from reconciler.planner._guards import check_guards
+from reconciler.planner._intent import TargetCtx
+
+FORMAT_VERSION = 1
+
+
+class _Targets:
+    """Per-target facts, built on first use so a plan over one target needs only its facts."""
+
+    def __init__(self, actual: ActualState, policy: Policy) -> None:
+        self.actual, self.policy = actual, policy
+        self.cache: dict[str, TargetCtx] = {}
+
+    def __call__(self, target: str) -> TargetCtx:
+        ctx = self.cache.get(target)
+        if ctx is None:
+            ctx = self.cache[target] = self._build(target)
+        return ctx
+
+    def _build(self, target: str) -> TargetCtx:
+        caps = self.policy.capabilities.get(target)
+        if caps is None:
+            raise PlanError(
+                f"no capabilities known for target {target!r}; is it configured in reconciler.yaml?"
+            )
+        live = self.actual.get(target)
+        readable = live is not None and live.readable
+        return TargetCtx(
+            name=target,
+            caps=caps,
+            policy=self.policy.targets.get(target, TargetPolicy()),
+            readable=readable,
+            actual=live.positions if live is not None and readable else {},
+        )
+
+
+def _scope(policy: Policy) -> Callable[[str, str], bool] | None:
+    ot, ol = policy.only_targets, policy.only_locations
+    if ot is None and ol is None:
+        return None
+    return lambda t, loc: (ot is None or t in ot) and (ol is None or loc in ol)
+
+
+def _strategy_note(desired: DesiredState) -> str:
+    replace = sum(1 for dp in desired.positions.values() if dp.strategy == "replace")
+    merge = len(desired.positions) - replace
+    return (
+        f"merge for {merge} position(s): adjust by D - B on top of live stock; "
+        f"replace for {replace} position(s): reset to D wherever live stock differs"
+    )
+
+
+def _unreadable(cache: dict[str, TargetCtx]) -> tuple[list[str], list[str]]:
+    names = sorted(t for t, ctx in cache.items() if not ctx.readable)
+    notes = [
+        f"{t}: live stock cannot be read (write-only API); the last applied quantity stands in "
+        "for it, so sales since the last apply are not seen"
+        for t in names
+    ]
+    return names, notes
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    # Planning allocates up to millions of small objects that all stay alive until the plan is
+    # made; the cyclic collector would rescan them again and again (about a quarter of the time
+    # on a million positions) without ever finding garbage. The previous setting is restored.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _plan_error(errors: list[str], shown: int = 50) -> PlanError:
+    # A whole location of undeletable positions would otherwise print thousands of lines.
+    more = f"\n  ... and {len(errors) - shown:,} more like these" if len(errors) > shown else ""
+    return PlanError("the plan cannot be made:\n" + "\n".join(f"  {e}" for e in errors[:shown]) + more)
+
+
+def _capped(violations: list[str], shown: int = 200) -> list[str]:
+    # Every violation is listed up to a screenful; beyond that the count says the rest.
+    if len(violations) <= shown:
+        return violations
+    return violations[:shown] + [f"... and {len(violations) - shown:,} more violations"]
+
+
+def make_plan(
+    desired: DesiredState,
+    base: BaseState,
+    actual: ActualState,
+    policy: Policy,
+    *,
+    git_commit: str | None = None,
+    git_dirty: bool = False,
+    created_at: str | None = None,
+) -> Plan:
+    """The plan that takes the vendors from A towards D, given B (DESIGN.md section 3).
+
+    Raises PlanError for what no override can fix (deletes a target cannot do, settings it cannot
+    hold) and GuardError listing every guard violation that was not overridden.
+    """
+    with _gc_paused():
+        return _make_plan(desired, base, actual, policy, git_commit, git_dirty, created_at)
+
+
+def _make_plan(
+    desired: DesiredState,
+    base: BaseState,
+    actual: ActualState,
+    policy: Policy,
+    git_commit: str | None,
+    git_dirty: bool,
+    created_at: str | None,
+) -> Plan:
+    targets = _Targets(actual, policy)
+    diff: Diff = run_diff(desired, base, targets, _scope(policy))
+    if diff.errors:
+        raise _plan_error(diff.errors)
+    intents = diff.intents + compile_adjustments(diff.adjust, targets.cache)
+    report = check_guards(diff, desired, policy, intents)
+    if report.violations:
+        raise GuardError(_capped(report.violations))
+    ops = build_operations(intents, base.lineage, base.serial)
+    unreadable, notes = _unreadable(targets.cache)
+    scope: dict[str, list[str]] = {}
+    if policy.only_targets is not None:
+        scope["targets"] = sorted(policy.only_targets)
+    if policy.only_locations is not None:
+        scope["locations"] = sorted(policy.only_locations)
+    return Plan(
+        format_version=FORMAT_VERSION,
+        plan_id=plan_id(base.lineage, base.serial, desired.digest, ops),
+        created_at=created_at or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        git_commit=git_commit,
+        git_dirty=git_dirty,
+        desired_digest=desired.digest,
+        desired_files=dict(sorted(desired.file_digests.items())),
+        lineage=base.lineage,
+        serial=base.serial,
+        strategy_note=_strategy_note(desired),
+        operations=ops,
+        warnings=notes + report.warnings,
+        unreadable_targets=unreadable,
+        scope=scope,
+    )

@@ -1,0 +1,216 @@
+"""Shared pieces of the X-Series simulator: schema, errors, the version counter, paging, the rate budget.
+
+Split out of :mod:`reconciler.sandbox.xseries` to keep modules small; nothing here is public API.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from email.utils import formatdate
+from typing import Any, Callable, Mapping
+
+from starlette.requests import Request
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS xs_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS xs_outlets (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, version INTEGER NOT NULL, deleted_at TEXT
+);
+CREATE TABLE IF NOT EXISTS xs_products (
+    id TEXT PRIMARY KEY, sku TEXT, name TEXT NOT NULL, track_inventory INTEGER NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL, version INTEGER NOT NULL, deleted_at TEXT
+);
+-- reorder_point / reorder_amount hold JSON text so that a number, null and the quirky "" survive.
+CREATE TABLE IF NOT EXISTS xs_inventory (
+    id TEXT PRIMARY KEY, product_id TEXT NOT NULL, outlet_id TEXT NOT NULL,
+    current_amount REAL NOT NULL, reorder_point TEXT NOT NULL DEFAULT 'null',
+    reorder_amount TEXT NOT NULL DEFAULT 'null', average_cost REAL NOT NULL DEFAULT 0,
+    version INTEGER NOT NULL, deleted_at TEXT, UNIQUE (product_id, outlet_id)
+);
+CREATE INDEX IF NOT EXISTS xs_inventory_version ON xs_inventory (version);
+CREATE TABLE IF NOT EXISTS xs_consignments (
+    id TEXT PRIMARY KEY, outlet_id TEXT NOT NULL, name TEXT NOT NULL, consignment_date TEXT NOT NULL,
+    due_at TEXT, received_at TEXT, type TEXT NOT NULL, status TEXT NOT NULL, supplier_id TEXT,
+    source_outlet_id TEXT, reference TEXT, supplier_invoice TEXT, created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL, deleted_at TEXT, version INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS xs_consignment_products (
+    consignment_id TEXT NOT NULL, product_id TEXT NOT NULL, count REAL, received REAL, cost REAL,
+    status TEXT NOT NULL DEFAULT 'PENDING', created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    version INTEGER NOT NULL, PRIMARY KEY (consignment_id, product_id)
+);
+"""
+
+DEFAULT_PAGE_SIZE = 1000
+MAX_PAGE_SIZE = 10_000  # govend: every 2.0 endpoint except sales caps pages at 10,000
+
+
+class XsError(Exception):
+    """A vendor error: answered as ``{"error": message}`` with ``status``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def iso(ts: float) -> str:
+    """X-Series timestamps look like ``2014-07-13T23:22:00+00:00``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(ts))
+
+
+def http_date(ts: float) -> str:
+    """RFC 1123 date, as X-Series sends in ``Retry-After`` (govend parses it as a date)."""
+    return formatdate(ts, usegmt=True)
+
+
+def number(value: float) -> int | float:
+    """Whole numbers as JSON integers, like the vendor's examples (``21``, not ``21.0``)."""
+    return int(value) if float(value).is_integer() else value
+
+
+def decimal_string(value: float | None) -> str | None:
+    """Consignment counts are decimal strings with five places: ``"60.00000"``."""
+    return None if value is None else f"{value:.5f}"
+
+
+def next_version(conn: sqlite3.Connection, step: int) -> int:
+    """Bump the store-wide version counter; versions are global and deliberately not consecutive."""
+    row = conn.execute("SELECT value FROM xs_meta WHERE key = 'version'").fetchone()
+    value = (row[0] if row else 1_000_000) + step
+    conn.execute("INSERT OR REPLACE INTO xs_meta (key, value) VALUES ('version', ?)", (value,))
+    return value
+
+
+async def json_body(request: Request) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        raise XsError(400, "Request body is empty; send a JSON document")
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise XsError(400, f"Request body is not valid JSON: {exc}") from exc
+
+
+def unwrap(body: Any) -> Any:
+    """The spec wraps request bodies in ``{"data": ...}``, the tutorials do not; accept both."""
+    if isinstance(body, dict) and set(body) == {"data"}:
+        return body["data"]
+    return body
+
+
+def _int_param(request: Request, name: str, default: int | None) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise XsError(400, f"Query parameter {name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """``after`` (exclusive lower bound), ``before`` (exclusive upper bound), ``page_size``."""
+
+    after: int
+    before: int | None
+    page_size: int
+
+    @classmethod
+    def from_request(cls, request: Request) -> Cursor:
+        after = _int_param(request, "after", 0) or 0
+        before = _int_param(request, "before", None)
+        size = _int_param(request, "page_size", DEFAULT_PAGE_SIZE) or DEFAULT_PAGE_SIZE
+        if size < 0:
+            raise XsError(400, f"Query parameter page_size must be positive, got {size}")
+        return cls(after, before, min(size, MAX_PAGE_SIZE))
+
+    def where(self) -> tuple[str, list[Any]]:
+        sql, params = "version > ?", [self.after]
+        if self.before is not None:
+            sql += " AND version < ?"
+            params.append(self.before)
+        return sql, params
+
+
+def collection(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """A 2.0 collection. An empty page has no ``version`` (the spec's Version needs both numbers)."""
+    if not items:
+        return {"data": []}
+    versions = [item["version"] for item in items]
+    return {"data": items, "version": {"min": min(versions), "max": max(versions)}}
+
+
+class RateBudget:
+    """X-Series' fixed request budget per window (300 x registers + 50 per 300 s).
+
+    The clock is injectable so tests can move time instead of sleeping five minutes.
+    """
+
+    def __init__(self, limit: int, window_s: float, clock: Callable[[], float]) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._window_start = clock()
+        self._used = 0
+
+    def _roll(self) -> None:
+        now = self.clock()
+        if self.window_s <= 0:
+            return  # a zero window never resets: the budget is spent for good
+        if now >= self._window_start + self.window_s:
+            elapsed_windows = int((now - self._window_start) // self.window_s)
+            self._window_start += elapsed_windows * self.window_s
+            self._used = 0
+
+    def take(self) -> bool:
+        """Spend one request; False once the window's budget is gone."""
+        with self._lock:
+            self._roll()
+            if self.limit <= 0:
+                return True  # 0 disables the budget
+            if self._used >= self.limit:
+                return False
+            self._used += 1
+            return True
+
+    @property
+    def remaining(self) -> int:
+        with self._lock:
+            self._roll()
+            return max(self.limit - self._used, 0)
+
+    @property
+    def resets_at(self) -> float:
+        with self._lock:
+            self._roll()
+            return self._window_start + self.window_s
+
+    def configure(self, changes: Mapping[str, Any]) -> None:
+        """Test/demo control: ``limit``, ``window_s``, ``reset`` (start a fresh window now)."""
+        with self._lock:
+            if "limit" in changes:
+                self.limit = int(changes["limit"])
+            if "window_s" in changes:
+                self.window_s = float(changes["window_s"])
+            if changes.get("reset"):
+                self._window_start, self._used = self.clock(), 0
+
+    def headers(self) -> dict[str, str]:
+        if self.limit <= 0:
+            return {}
+        return {"X-RateLimit-Limit": str(self.limit), "X-RateLimit-Remaining": str(self.remaining)}
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "limit": self.limit,
+            "remaining": self.remaining,
+            "window_s": self.window_s,
+            "resets_at": http_date(self.resets_at),
+        }

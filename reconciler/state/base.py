@@ -1,0 +1,221 @@
+"""The state store interface: lineage/serial, base positions (B), plans, runs, journal, lock.
+
+Kept narrow and free of storage types so that a PostgreSQL store can implement it later
+(DESIGN.md section 10). Every method that changes more than one row does it in one
+transaction; :meth:`StateStore.record_outcome` in particular writes the journal row and the
+base positions it implies together, so a crash never leaves one without the other.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+from reconciler.model import BaseState, Operation, Plan, PositionKey, Settings
+
+# Vendor bodies can be large (HTML error pages); the journal keeps enough to diagnose.
+MAX_RESPONSE_CHARS = 64 * 1024
+
+
+class JournalStatus(str, enum.Enum):
+    PENDING = "pending"
+    APPLIED = "applied"
+    FAILED = "failed"
+    IN_DOUBT = "in_doubt"
+    NOT_APPLIED = "not_applied"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class PlanStatus(str, enum.Enum):
+    APPLYING = "applying"
+    APPLIED = "applied"
+    PARTIAL = "partial"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class BaseUpdate:
+    """A change to one base position. ``None`` fields keep what B holds."""
+
+    key: PositionKey
+    quantity: int | None = None
+    settings: Settings | None = None
+    remove: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": list(self.key),
+            "quantity": self.quantity,
+            "settings": None if self.settings is None else self.settings.as_dict(),
+            "remove": self.remove,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BaseUpdate:
+        settings = data.get("settings")
+        target, location, item = data["key"]
+        return cls(
+            key=(target, location, item),
+            quantity=data.get("quantity"),
+            settings=None if settings is None else Settings.from_dict(settings),
+            remove=bool(data.get("remove")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyTicket:
+    """Permission to apply a plan, handed out by :meth:`StateStore.begin_apply`."""
+
+    plan_id: str
+    run_id: str
+    lineage: str
+    serial_before: int
+    resumed: bool  # True: this plan was started before and is being resumed
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    plan_id: str
+    op_id: str
+    run_id: str
+    target: str
+    kind: str
+    status: JournalStatus
+    request: str  # JSON summary of the operation, no secrets
+    response: str  # the vendor's body, verbatim (truncated to MAX_RESPONSE_CHARS)
+    error: str | None
+    updated_at: str
+    base_updates: tuple[BaseUpdate, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    run_id: str
+    plan_id: str
+    git_commit: str | None
+    who: str
+    started_at: str
+    finished_at: str | None
+    outcome: str | None
+    counts: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRecord:
+    plan_id: str
+    lineage: str
+    serial_before: int
+    serial_after: int | None
+    status: PlanStatus
+    op_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class LockInfo:
+    id: str
+    holder: str  # user@host of whoever runs the apply
+    host: str
+    pid: int
+    acquired_at: str  # ISO 8601 UTC
+    expires_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What :meth:`StateStore.record_outcome` writes for one operation."""
+
+    op_id: str
+    status: JournalStatus
+    response: str = ""
+    error: str | None = None
+
+
+class StateStore(ABC):
+    """Where reconciler keeps what it applied. One instance per process; thread-safe."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- identity ---------------------------------------------------------------------------
+    @abstractmethod
+    def lineage(self) -> str:
+        """A uuid made when the state was created; plans from another lineage are refused."""
+
+    @abstractmethod
+    def serial(self) -> int:
+        """Moves whenever B may have changed; plans made against an older serial are stale."""
+
+    # --- base positions ---------------------------------------------------------------------
+    @abstractmethod
+    def load_base(self, targets: Iterable[str] | None = None) -> BaseState: ...
+
+    # --- apply --------------------------------------------------------------------------------
+    @abstractmethod
+    def begin_apply(self, plan: Plan, *, op_count: int, who: str, run_id: str | None = None) -> ApplyTicket:
+        """Check the plan against lineage/serial/history, record it and start a run.
+
+        Raises StalePlanError if the plan is of another lineage, older than the state (and not
+        the resume of the latest plan), or already applied in full.
+        """
+
+    @abstractmethod
+    def record_pending(self, plan_id: str, run_id: str, ops: Sequence[tuple[Operation, str, Sequence[BaseUpdate]]]) -> None:
+        """Journal ``ops`` (operation, request summary, B updates if applied) as pending."""
+
+    @abstractmethod
+    def record_outcome(self, plan_id: str, outcome: Outcome, base_updates: Sequence[BaseUpdate] = ()) -> None:
+        """The journal row and the base positions it implies, in one transaction."""
+
+    @abstractmethod
+    def journal(self, plan_id: str) -> dict[str, JournalEntry]: ...
+
+    @abstractmethod
+    def find_journal(self, op_id: str, statuses: Iterable[JournalStatus] | None = None) -> list[JournalEntry]:
+        """Journal rows (of any plan) whose op id equals or starts with ``op_id``."""
+
+    @abstractmethod
+    def resolve(self, plan_id: str, op_id: str, applied: bool, base_updates: Sequence[BaseUpdate] | None = None) -> JournalEntry:
+        """Settle an in-doubt (or pending) operation by the user's word. ``None``: the B updates
+        journaled with the operation."""
+
+    @abstractmethod
+    def finish_run(self, run_id: str, outcome: str, counts: Mapping[str, int]) -> PlanRecord:
+        """Close a run; the plan becomes ``applied`` when every operation is, else ``partial``."""
+
+    @abstractmethod
+    def plan_record(self, plan_id: str) -> PlanRecord | None: ...
+
+    @abstractmethod
+    def runs(self, limit: int | None = None) -> list[RunRecord]:
+        """Newest first."""
+
+    @abstractmethod
+    def run(self, run_id: str) -> RunRecord | None: ...
+
+    # --- lock ---------------------------------------------------------------------------------
+    @abstractmethod
+    def acquire_lock(self, holder: str, ttl_s: float) -> LockInfo:
+        """Take the apply lock or raise LockHeld naming its holder."""
+
+    @abstractmethod
+    def renew_lock(self, lock_id: str, ttl_s: float) -> LockInfo:
+        """Push a held lock's expiry; raises LockHeld if it was taken over meanwhile."""
+
+    @abstractmethod
+    def release_lock(self, lock_id: str) -> bool:
+        """Remove the lock if its id matches; False if there was no such lock."""
+
+    @abstractmethod
+    def current_lock(self) -> LockInfo | None: ...

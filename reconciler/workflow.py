@@ -1,0 +1,220 @@
+"""The library functions behind ``plan``, ``apply``, ``drift`` and ``import``.
+
+Each one wires the pieces together: the project (config + desired state), the state store,
+the connectors (the only I/O towards vendors) and the pure planner. The CLI calls exactly one
+of these per command and renders the result.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import subprocess
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import httpx
+
+from reconciler.config import Project, load_project
+from reconciler.connectors.base import Connector, connector_class
+from reconciler.errors import PlanError, StalePlanError
+from reconciler.model import ActualState, Capabilities, Plan, Record, TargetActual
+from reconciler.planner import make_plan
+
+Transports = Mapping[str, httpx.BaseTransport]
+"""target name -> transport; lets tests mount a sandbox in-process. Empty: real network."""
+
+
+@dataclass(frozen=True)
+class GitInfo:
+    commit: str | None
+    dirty: bool
+
+
+def git_info(root: Path) -> GitInfo:
+    """The commit of the stock repository and whether its desired files have uncommitted edits."""
+
+    def run(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", *args], cwd=root, capture_output=True, text=True, timeout=30, check=False
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = run("rev-parse", "HEAD")
+    if commit is None:
+        return GitInfo(None, False)
+    status = run("status", "--porcelain", "--untracked-files=all", "--", "reconciler.yaml", "stock")
+    return GitInfo(commit, bool(status))
+
+
+def who() -> str:
+    """user@host of the person or CI job running the command (never a secret)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = os.environ.get("GITHUB_ACTOR", "unknown")
+    return f"{user}@{socket.gethostname()}"
+
+
+def open_connectors(
+    project: Project,
+    targets: Iterable[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    transports: Transports | None = None,
+    stack: ExitStack,
+) -> dict[str, Connector]:
+    """Connectors for ``targets``. Every credential is resolved before any connector exists, so
+    a missing token is an error before the first request."""
+    contexts = {name: project.target_context(name, env=env) for name in targets}
+    connectors: dict[str, Connector] = {}
+    for name, ctx in contexts.items():
+        conn = connector_class(ctx.kind)(ctx, transport=(transports or {}).get(name))
+        stack.callback(conn.close)
+        connectors[name] = conn
+    return connectors
+
+
+def read_actual(connectors: Mapping[str, Connector], progress: Callable[[str], None] | None = None) -> ActualState:
+    """Live stock of every target that has a read API; write-only targets are marked unknown."""
+    actual: ActualState = {}
+    for name, conn in connectors.items():
+        if not type(conn).capabilities.readable:
+            actual[name] = TargetActual(readable=False)
+            continue
+        if progress:
+            progress(f"reading live stock of {name}")
+        actual[name] = TargetActual(readable=True, positions=dict(conn.read_stock()))
+    return actual
+
+
+def targets_in_scope(project: Project, only_targets: Iterable[str] | None) -> list[str]:
+    names = list(project.config.targets)
+    if not only_targets:
+        return names
+    wanted = set(only_targets)
+    unknown = wanted - set(names)
+    if unknown:
+        raise PlanError(
+            f"unknown target(s): {', '.join(sorted(unknown))}",
+            hint=f"Targets in reconciler.yaml: {', '.join(names)}.",
+        )
+    return [n for n in names if n in wanted]
+
+
+def open_store(project: Project) -> Any:
+    from reconciler.state import open_state_store
+
+    return open_state_store(project.state_path)
+
+
+def plan_project(
+    root: str | Path,
+    *,
+    only_targets: Iterable[str] | None = None,
+    only_locations: Iterable[str] | None = None,
+    guard_overrides: Mapping[str, bool] | None = None,
+    env: Mapping[str, str] | None = None,
+    transports: Transports | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Plan:
+    """Load the repository, read state and live stock, and make a plan. Sends only reads."""
+    project = load_project(root)
+    targets = targets_in_scope(project, only_targets)
+    with ExitStack() as stack:
+        connectors = open_connectors(project, targets, env=env, transports=transports, stack=stack)
+        capabilities: dict[str, Capabilities] = {n: type(c).capabilities for n, c in connectors.items()}
+        store = open_store(project)
+        stack.callback(store.close)
+        base = store.load_base()
+        actual = read_actual(connectors, progress)
+    policy = project.policy(
+        capabilities,
+        only_targets=frozenset(targets) if only_targets else None,
+        only_locations=frozenset(only_locations) if only_locations else None,
+        **dict(guard_overrides or {}),
+    )
+    git = git_info(project.root)
+    return make_plan(project.desired, base, actual, policy, git_commit=git.commit, git_dirty=git.dirty)
+
+
+def apply_saved_plan(
+    root: str | Path,
+    plan: Plan,
+    *,
+    allow_dirty: bool = False,
+    only_targets: Iterable[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    transports: Transports | None = None,
+    progress: Callable[..., None] | None = None,
+) -> Any:
+    """Execute a saved plan exactly once. Every staleness check happens before any request."""
+    from reconciler.apply import apply_plan
+
+    project = load_project(root)
+    if plan.git_dirty and not allow_dirty:
+        raise StalePlanError(
+            f"plan {plan.plan_id} was made from a working tree with uncommitted changes to the desired files",
+            hint="Commit the change and make a new plan, or pass --allow-dirty if you reviewed it.",
+        )
+    targets = sorted({op.target for op in plan.operations} & set(targets_in_scope(project, only_targets)))
+    with ExitStack() as stack:
+        connectors = open_connectors(project, targets, env=env, transports=transports, stack=stack)
+        store = open_store(project)
+        stack.callback(store.close)
+        return apply_plan(
+            plan,
+            store,
+            connectors,
+            desired_digest=project.desired.digest,
+            holder=who(),
+            progress=progress,
+            targets=set(only_targets) if only_targets else None,
+        )
+
+
+@dataclass(frozen=True)
+class DriftEntry:
+    target: str
+    location: str
+    item: str
+    base: int
+    actual: int | None
+
+    @property
+    def difference(self) -> int | None:
+        return None if self.actual is None else self.actual - self.base
+
+
+def drift_report(
+    root: str | Path,
+    *,
+    only_targets: Iterable[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    transports: Transports | None = None,
+) -> tuple[list[DriftEntry], list[str]]:
+    """Positions whose live stock differs from B, and the targets whose stock cannot be read."""
+    project = load_project(root)
+    targets = targets_in_scope(project, only_targets)
+    with ExitStack() as stack:
+        connectors = open_connectors(project, targets, env=env, transports=transports, stack=stack)
+        store = open_store(project)
+        stack.callback(store.close)
+        base = store.load_base()
+        actual = read_actual(connectors)
+    entries: list[DriftEntry] = []
+    for (target, location, item), record in sorted(base.positions.items()):
+        live = actual.get(target)
+        if live is None or not live.readable:
+            continue
+        now = live.positions.get((location, item), Record(0)).quantity
+        if now != record.quantity:
+            entries.append(DriftEntry(target, location, item, record.quantity, now))
+    unreadable = sorted(n for n, a in actual.items() if not a.readable)
+    return entries, unreadable

@@ -1,0 +1,213 @@
+"""The shared vendor HTTP layer: TLS rule, retries, Retry-After, limits, errors, redaction."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+
+import httpx
+import pytest
+
+from reconciler.connectors._http import RetryPolicy, TokenBucket, VendorHTTP, parse_retry_after, redact_url
+from reconciler.connectors.base import Secret, TargetContext
+from reconciler.errors import InsecureTransportError, VendorRejected, VendorUnavailable
+
+TOKEN = "tok_live_4f9a8b7c6d5e"
+
+
+def _ctx(base_url: str = "https://vendor.example", **kw) -> TargetContext:
+    return TargetContext(name="shop", kind="test", base_url=base_url, credential=Secret(TOKEN),
+                         location_ids={}, item_ids={}, **kw)
+
+
+class Recorder:
+    """A MockTransport handler answering from a script, recording every request."""
+
+    def __init__(self, *answers) -> None:
+        self.answers = list(answers)
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def _client(handler, *, sleeps=None, retry=RetryPolicy(max_attempts=4, base=0.1, max_wait=5, jitter=0), **ctx_kw):
+    sleeps = [] if sleeps is None else sleeps
+    auth = lambda r: r.headers.__setitem__("Authorization", f"Bearer {TOKEN}")  # noqa: E731
+    return VendorHTTP(_ctx(**ctx_kw), httpx.MockTransport(handler), auth=auth, retry=retry, sleep=sleeps.append)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080", "http://127.8.0.1", "http://localhost:9", "http://[::1]:80"])
+def test_plain_http_to_loopback_is_allowed(url: str) -> None:
+    VendorHTTP(_ctx(url)).close()
+
+
+@pytest.mark.parametrize("url", ["http://vendor.example", "http://10.0.0.5", "ftp://127.0.0.1"])
+def test_plain_http_elsewhere_is_refused(url: str) -> None:
+    with pytest.raises(InsecureTransportError, match="https"):
+        VendorHTTP(_ctx(url))
+
+
+def test_absolute_url_to_plain_http_is_refused_per_request() -> None:
+    handler = Recorder(httpx.Response(200))
+    with _client(handler) as http, pytest.raises(InsecureTransportError):
+        http.get("http://evil.example/next-page")
+    assert handler.requests == []
+
+
+def test_5xx_then_success_is_retried_with_growing_backoff() -> None:
+    handler = Recorder(httpx.Response(503), httpx.Response(502), httpx.Response(200, json={"ok": 1}))
+    sleeps: list[float] = []
+    with _client(handler, sleeps=sleeps) as http:
+        assert http.request("POST", "/stock", idempotent=False, json={"q": 1}).json() == {"ok": 1}
+    assert len(handler.requests) == 3 and sleeps == [0.1, 0.2]
+    assert handler.requests[0].headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+def test_retry_after_seconds_and_http_date_are_honoured() -> None:
+    when = datetime.now(timezone.utc) + timedelta(seconds=3)
+    handler = Recorder(
+        httpx.Response(429, headers={"Retry-After": "2"}),
+        httpx.Response(429, headers={"Retry-After": format_datetime(when, usegmt=True)}),
+        httpx.Response(429, headers={"Retry-After": "3600"}),
+        httpx.Response(200),
+    )
+    sleeps: list[float] = []
+    with _client(handler, sleeps=sleeps) as http:
+        http.get("/inventory")
+    assert sleeps[0] == 2 and 1.5 < sleeps[1] <= 3 and sleeps[2] == 5  # capped at max_wait
+
+
+def test_parse_retry_after_forms() -> None:
+    now = datetime(2026, 11, 24, 9, 59, 30, tzinfo=timezone.utc)
+    assert parse_retry_after("Tue, 24 Nov 2026 10:00:00 GMT", now=now) == 30
+    assert parse_retry_after("120") == 120 and parse_retry_after("junk") is None and parse_retry_after(None) is None
+    assert parse_retry_after("Tue, 24 Nov 2026 09:00:00 GMT", now=now) == 0
+
+
+def test_retries_exhausted_is_vendor_unavailable() -> None:
+    handler = Recorder(httpx.Response(500, text="upstream down"))
+    with _client(handler) as http, pytest.raises(VendorUnavailable) as err:
+        http.request("PUT", "/api/2.1/products/9", idempotent=True, json={})
+    assert len(handler.requests) == 4
+    assert "PUT https://vendor.example/api/2.1/products/9" in str(err.value) and "4 attempts" in str(err.value)
+    assert err.value.status == 500 and err.value.body == "upstream down" and not err.value.in_doubt
+
+
+def test_4xx_is_rejected_at_once_with_the_body_verbatim() -> None:
+    body = '{"errors":[{"code":"E_VALIDATION","detail":"current_amount must be >= 0"}]}'
+    handler = Recorder(httpx.Response(422, text=body))
+    with _client(handler) as http, pytest.raises(VendorRejected) as err:
+        http.request("PUT", "/api/2.1/products/9", idempotent=True, json={})
+    assert len(handler.requests) == 1 and err.value.body == body and err.value.status == 422
+    assert "PUT https://vendor.example/api/2.1/products/9" in str(err.value) and "422" in str(err.value)
+
+
+def test_transport_errors_before_sending_are_retried_for_writes() -> None:
+    handler = Recorder(httpx.ConnectError("refused"), httpx.Response(201))
+    with _client(handler) as http:
+        assert http.request("POST", "/consignments", idempotent=False).status_code == 201
+    assert len(handler.requests) == 2
+
+
+def test_dropped_write_is_in_doubt_and_not_resent() -> None:
+    handler = Recorder(httpx.ReadError("connection reset"), httpx.Response(201))
+    with _client(handler) as http, pytest.raises(VendorUnavailable) as err:
+        http.request("POST", "/consignments", idempotent=False)
+    assert err.value.in_doubt and len(handler.requests) == 1
+    handler = Recorder(httpx.ReadTimeout("slow"), httpx.Response(200))
+    with _client(handler) as http:
+        assert http.request("PUT", "/inventory", idempotent=True).status_code == 200
+    assert len(handler.requests) == 2
+
+
+def test_credentials_never_reach_messages_or_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    handler = Recorder(httpx.Response(401, text=f"bad token {TOKEN}"))
+    with _client(handler) as http, pytest.raises(VendorRejected) as err:
+        http.get("/inventory", params={"apikey": TOKEN, "page": 2})
+    text = str(err.value) + repr(err.value.body) + caplog.text
+    assert TOKEN not in text and "apikey=********" in str(err.value) and "page=2" in str(err.value)
+    assert redact_url(f"https://u:{TOKEN}@h/p?access_token={TOKEN}&x=1") == "https://h/p?access_token=********&x=1"
+
+
+def test_token_bucket_spaces_requests() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    bucket = TokenBucket(4.0, clock=lambda: now[0], sleep=sleep)
+    for _ in range(5):
+        bucket.take()
+    assert slept == [0.25, 0.25, 0.25, 0.25]
+
+
+def test_rate_and_concurrency_limits_hold_under_threads() -> None:
+    active, peak, lock = [0], [0], threading.Lock()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.02)
+        with lock:
+            active[0] -= 1
+        return httpx.Response(200)
+
+    http = VendorHTTP(_ctx(concurrency=2, rate_limit=200.0), httpx.MockTransport(handler))
+    threads = [threading.Thread(target=http.get, args=("/x",)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    http.close()
+    assert peak[0] == 2
+
+
+def _hanging_up_server() -> tuple[int, list[bytes], threading.Event]:
+    """A real TCP server that reads each request and closes without answering."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    seen: list[bytes] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            seen.append(conn.recv(65536))
+            conn.close()
+        server.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server.getsockname()[1], seen, stop
+
+
+def test_real_server_hanging_up_after_a_write() -> None:
+    port, seen, stop = _hanging_up_server()
+    try:
+        http = VendorHTTP(_ctx(f"http://127.0.0.1:{port}"), retry=RetryPolicy(max_attempts=3, base=0.01, jitter=0))
+        with pytest.raises(VendorUnavailable) as err:
+            http.request("POST", "/api/consignments", idempotent=False, json={"q": 1})
+        assert err.value.in_doubt and len(seen) == 1
+        with pytest.raises(VendorUnavailable) as err:
+            http.get("/api/inventory")
+        assert not err.value.in_doubt and len(seen) == 4  # the read was retried
+        http.close()
+    finally:
+        stop.set()

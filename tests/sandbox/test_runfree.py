@@ -1,0 +1,171 @@
+"""Run Free simulator: the seed's examples, lookups, validation, auth, persistence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+
+from reconciler.errors import ConfigError
+from reconciler.sandbox.runfree import RunFreeSimulator
+
+ZOOT = {"upc": "849632048260", "sku": "ZOOT-SUIT", "size": "34", "width": "D"}
+OTHER = {"upc": "000000000017", "sku": "ZOOT-SUIT", "size": "36", "width": "D"}
+FIXTURES = {
+    "locations": [{"id": "3", "name": "Store 3"}, {"id": "7"}],
+    "items": [{"id": ZOOT, "name": "Zoot suit 34 D"}, {"id": OTHER}],
+    "stock": [{"location": "3", "item": {"upc": OTHER["upc"]}, "quantity": 5}],
+}
+
+
+@pytest.fixture
+def sim() -> Iterator[RunFreeSimulator]:
+    simulator = RunFreeSimulator(fixtures=FIXTURES)
+    yield simulator
+    simulator.close()
+
+
+@pytest.fixture
+def client(sim: RunFreeSimulator) -> httpx.Client:
+    return httpx.Client(transport=sim.wsgi_transport(), base_url="http://sandbox",
+                        headers={"Authorization": f"Bearer {sim.default_token}"})
+
+
+def stock_of(sim: RunFreeSimulator) -> dict[tuple[str, str], int]:
+    return {(r["location"], r["item"]["upc"]): r["quantity"] for r in sim.inspect_stock()}
+
+
+# --- the seed's examples (seed 004) -----------------------------------------------------------
+
+
+def test_seed_upc_example_sets_absolute_quantity(sim: RunFreeSimulator, client: httpx.Client) -> None:
+    response = client.post("/api/product/inventory", json={"upc": "849632048260", "store": "3", "quantity": 12})
+    assert response.status_code == 200
+    assert response.json() == {"success": True}
+    assert stock_of(sim)[("3", "849632048260")] == 12
+
+
+def test_seed_sku_size_width_example(sim: RunFreeSimulator, client: httpx.Client) -> None:
+    body = {"sku": "ZOOT-SUIT", "size": "34", "width": "D", "store": "3", "quantity": 44}
+    response = client.post("/api/product/inventory", json=body)
+    assert response.status_code == 200
+    assert stock_of(sim)[("3", "849632048260")] == 44
+    # the other size of the same sku is a different product and keeps its stock
+    assert stock_of(sim)[("3", OTHER["upc"])] == 5
+
+
+def test_seed_missing_sku_error_body(sim: RunFreeSimulator, client: httpx.Client) -> None:
+    response = client.post("/api/product/inventory", json={"size": "34", "width": "D", "store": "3", "quantity": 44})
+    assert response.status_code == 400
+    assert response.json() == {"error": "Missing required field: sku"}
+    assert stock_of(sim) == {("3", OTHER["upc"]): 5}
+
+
+@pytest.mark.parametrize(
+    ("body", "missing"),
+    [
+        ({"upc": "849632048260", "quantity": 1}, "store"),
+        ({"upc": "849632048260", "store": "3"}, "quantity"),
+        ({"sku": "ZOOT-SUIT", "width": "D", "store": "3", "quantity": 1}, "size"),
+        ({"sku": "ZOOT-SUIT", "size": "34", "store": "3", "quantity": 1}, "width"),
+    ],
+)
+def test_each_missing_field_is_named(client: httpx.Client, body: dict[str, object], missing: str) -> None:
+    response = client.post("/api/product/inventory", json=body)
+    assert (response.status_code, response.json()) == (400, {"error": f"Missing required field: {missing}"})
+
+
+# --- validation and auth --------------------------------------------------------------------
+
+
+def test_one_item_per_request_a_list_is_rejected(sim: RunFreeSimulator, client: httpx.Client) -> None:
+    body = [{"upc": "849632048260", "store": "3", "quantity": 1}, {"upc": OTHER["upc"], "store": "3", "quantity": 2}]
+    response = client.post("/api/product/inventory", json=body)
+    assert response.status_code == 400
+    assert "one item per request" in response.json()["error"].lower()
+    assert stock_of(sim) == {("3", OTHER["upc"]): 5}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        ({"upc": "999", "store": "3", "quantity": 1}, 404, "Product not found"),
+        ({"sku": "ZOOT-SUIT", "size": "99", "width": "D", "store": "3", "quantity": 1}, 404, "Product not found"),
+        ({"upc": "849632048260", "store": "42", "quantity": 1}, 404, "Store not found: 42"),
+        ({"upc": "849632048260", "store": "3", "quantity": "12"}, 400, "quantity must be an integer"),
+        ({"upc": "849632048260", "store": "3", "quantity": True}, 400, "quantity must be an integer"),
+        ({"upc": "849632048260", "store": "3", "quantity": -1}, 400, "must not be negative"),
+    ],
+)
+def test_bad_requests_change_nothing(sim: RunFreeSimulator, client: httpx.Client, body: dict[str, object],
+                                     status: int, fragment: str) -> None:
+    response = client.post("/api/product/inventory", json=body)
+    assert response.status_code == status
+    assert fragment in response.json()["error"]
+    assert stock_of(sim) == {("3", OTHER["upc"]): 5}
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong", "Basic runfree-sandbox-token"])
+def test_bad_or_missing_token_is_401(sim: RunFreeSimulator, header: str | None) -> None:
+    client = httpx.Client(transport=sim.wsgi_transport(), base_url="http://sandbox")
+    headers = {"Authorization": header} if header else {}
+    response = client.post("/api/product/inventory", json={"upc": "849632048260", "store": "3", "quantity": 1},
+                           headers=headers)
+    assert response.status_code == 401
+    assert set(response.json()) == {"error"}
+    assert stock_of(sim) == {("3", OTHER["upc"]): 5}
+
+
+def test_custom_token_replaces_the_default() -> None:
+    sim = RunFreeSimulator(fixtures=FIXTURES, token="s3cret")
+    client = httpx.Client(transport=sim.wsgi_transport(), base_url="http://sandbox")
+    body = {"upc": "849632048260", "store": "7", "quantity": 3}
+    assert client.post("/api/product/inventory", json=body,
+                       headers={"Authorization": f"Bearer {sim.default_token}"}).status_code == 401
+    assert client.post("/api/product/inventory/", json=body, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert stock_of(sim)[("7", "849632048260")] == 3
+    sim.close()
+
+
+def test_vendor_shaped_faults(sim: RunFreeSimulator, client: httpx.Client) -> None:
+    sim.faults.update({"rate_429": 1.0, "retry_after_s": 3})
+    response = client.post("/api/product/inventory", json={"upc": "849632048260", "store": "3", "quantity": 1})
+    assert (response.status_code, response.headers["retry-after"]) == (429, "3")
+    assert set(response.json()) == {"error"}
+    sim.faults.update({"rate_429": 0.0, "rate_5xx": 1.0})
+    response = client.post("/api/product/inventory", json={"upc": "849632048260", "store": "3", "quantity": 1})
+    assert response.status_code >= 500 and set(response.json()) == {"error"}
+    assert stock_of(sim) == {("3", OTHER["upc"]): 5}
+
+
+# --- sales, fixtures, persistence ---------------------------------------------------------
+
+
+def test_sell_one_decrements_an_in_stock_position(sim: RunFreeSimulator) -> None:
+    sold = sim.sell_one()
+    assert sold == {"location": "3", "item": {"upc": OTHER["upc"]}, "quantity": 4}
+    assert stock_of(sim) == {("3", OTHER["upc"]): 4}
+    for _ in range(4):
+        sim.sell_one()
+    assert sim.sell_one() is None  # nothing left to sell
+    assert stock_of(sim) == {("3", OTHER["upc"]): 0}
+
+
+def test_fixture_items_need_all_four_ids() -> None:
+    with pytest.raises(ConfigError, match=r"items\[0\]\.id"):
+        RunFreeSimulator(fixtures={"locations": [{"id": "3"}], "items": [{"id": {"upc": "1"}}]})
+
+
+def test_stock_persists_across_restart(tmp_path: Path) -> None:
+    state = tmp_path / "runfree.db"
+    first = RunFreeSimulator(state=state, fixtures=FIXTURES)
+    client = httpx.Client(transport=first.wsgi_transport(), base_url="http://sandbox",
+                          headers={"Authorization": f"Bearer {first.default_token}"})
+    assert client.post("/api/product/inventory", json={"upc": OTHER["upc"], "store": "3", "quantity": 21}).status_code == 200
+    first.close()
+    # restarting with the same fixtures keeps what the sandbox recorded (fixtures only fill gaps)
+    second = RunFreeSimulator(state=state, fixtures=FIXTURES)
+    assert stock_of(second) == {("3", OTHER["upc"]): 21}
+    second.close()
