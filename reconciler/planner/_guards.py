@@ -126,6 +126,8 @@ def _protected(policy: Policy, intents: list[Intent]) -> list[Finding]:
         if it.kind is OpKind.DRIFT or not (it.protect or it.item in policy.protected_items):
             continue
         leg = it.legs[0]
+        if it.kind is OpKind.RESET and leg.actual is not None and leg.actual == leg.amount:
+            continue  # adopting a position that already holds D changes nothing the flag protects
         change = f" by {signed(leg.amount)}" if it.kind in (OpKind.ADJUST, OpKind.MOVE) else ""
         where = f"{it.source}: " if it.source else ""
         verb = _VERBS.get(it.kind, it.kind.value)

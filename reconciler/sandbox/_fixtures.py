@@ -136,5 +136,15 @@ def target_fixtures(project: Any, target: str) -> dict[str, Any]:
     config = project.config.targets[target]
     locations = [vendor_id for vendor_id in config.locations.values() if vendor_id]
     items = [entry.ids[target] for _, entry in sorted(project.catalog.items()) if target in entry.ids]
-    return build_fixtures(config.kind, locations, items,
-                          lambda location, item: position_quantity(target, location, item))
+    # Protected positions start at their desired quantity: a shop's gift cards already match, and
+    # the example's first plan should show the protect guard only when someone edits them.
+    protected: dict[tuple[str, str], int] = {}
+    for (t, location, sku), position in project.desired.positions.items():
+        if t == target and position.protect and config.locations.get(location):
+            protected[(config.locations[location], json.dumps(project.catalog[sku].ids[target], sort_keys=True))] = position.quantity
+
+    def quantity(location: str, item: ItemId) -> int:
+        preset = protected.get((location, json.dumps(item, sort_keys=True)))
+        return preset if preset is not None else position_quantity(target, location, item)
+
+    return build_fixtures(config.kind, locations, items, quantity)
