@@ -166,6 +166,7 @@ def _settings_in(data: dict[str, int | bool] | None, where: str) -> Settings | N
     unknown = sorted(set(data) - set(SETTING_NAMES))
     if unknown:
         raise PlanFileError(f"{where}: unknown setting(s) {', '.join(unknown)}; {_REMAKE}")
+    _check_settings(data, where)
     return Settings.from_dict(data)
 
 
@@ -197,24 +198,91 @@ def _field_errors(exc: ValidationError, source: str) -> PlanFileError:
     )
 
 
-def _parse(text: str, source: str) -> dict[str, Any]:
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json keeps the last of two equal keys silently; reconciler never writes one, so a
+    # duplicate means the file was edited, and two readers could disagree on its content.
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise PlanFileError(f"duplicate key {key!r} in a JSON object: the plan file was edited; {_REMAKE}")
+        out[key] = value
+    return out
+
+
+def _reject_constant(name: str) -> Any:
+    raise PlanFileError(f"{name} is not a number a plan file can hold: the plan file was edited; {_REMAKE}")
+
+
+def _decode(text: str, source: str) -> Any:
+    if not text.strip():
+        raise PlanFileError(f"{source}: not a plan file: the file is empty; {_REMAKE}")
     try:
-        raw = json.loads(text)
+        return json.loads(text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise PlanFileError(
             f"{source}:{exc.lineno}:{exc.colno}: not a plan file: invalid JSON ({exc.msg}); "
             f"the file may be truncated or corrupt; {_REMAKE}"
         ) from exc
+    except RecursionError as exc:
+        raise PlanFileError(f"{source}: not a plan file: JSON nested too deeply; {_REMAKE}") from exc
+    except PlanFileError as exc:
+        raise PlanFileError(f"{source}: {exc}") from exc
+
+
+def _parse(text: str, source: str) -> dict[str, Any]:
+    raw = _decode(text, source)
     if not isinstance(raw, dict):
-        raise PlanFileError(f"{source}: not a plan file: expected a JSON object, found {type(raw).__name__}")
-    version = raw.get("format_version")
+        raise PlanFileError(f"{source}: not a plan file: expected a JSON object, found {_json_type(raw)}; {_REMAKE}")
+    if "format_version" not in raw:
+        raise PlanFileError(f"{source}: not a plan file: it has no format_version; {_REMAKE}")
+    version = raw["format_version"]
     if version not in SUPPORTED_VERSIONS or isinstance(version, bool):
         supported = ", ".join(str(v) for v in SUPPORTED_VERSIONS)
         raise PlanFileError(
             f"{source}: plan format_version {version!r} is not supported (this reconciler reads "
-            f"version {supported}); {_REMAKE} with this version"
+            f"version {supported}); {_REMAKE} with this version of reconciler"
         )
     return raw
+
+
+def _json_type(value: Any) -> str:
+    names = {list: "an array", str: "a string", bool: "a boolean", type(None): "null", int: "a number", float: "a number"}
+    return names.get(type(value), type(value).__name__)
+
+
+# Quantities and serials end up in SQLite INTEGER columns (signed 64-bit).
+_INT_LIMIT = 2**63
+
+
+def _check_consistency(m: _PlanModel, source: str) -> None:
+    """What the schema cannot say. A plan reconciler wrote always passes; these only catch a
+    file edited and re-digested by hand, before it can confuse the applier or the journal."""
+    if not -_INT_LIMIT < m.serial < _INT_LIMIT:
+        raise PlanFileError(f"{source}: serial {m.serial} is out of range; {_REMAKE}")
+    seen: set[str] = set()
+    for i, op in enumerate(m.operations):
+        where = f"{source}: operation {i} ({op.id})"
+        if not op.id or op.id in seen:
+            raise PlanFileError(f"{where}: operation ids must be unique and non-empty; {_REMAKE}")
+        seen.add(op.id)
+        legs = 2 if op.kind == "move" else 1
+        if len(op.legs) != legs:
+            raise PlanFileError(f"{where}: a {op.kind} has {legs} leg{'s' if legs > 1 else ''}, not {len(op.legs)}; {_REMAKE}")
+        for leg in op.legs:
+            numbers = (leg.actual, leg.base, leg.desired, leg.change, leg.expected)
+            if any(n is not None and not -_INT_LIMIT < n < _INT_LIMIT for n in numbers):
+                raise PlanFileError(f"{where}: a quantity at {leg.location!r} is out of range; {_REMAKE}")
+
+
+def _check_settings(data: dict[str, int | bool], where: str) -> None:
+    for name, value in data.items():
+        if name in _BOOL_SETTINGS and not isinstance(value, bool):
+            raise PlanFileError(f"{where}: setting {name} must be true or false; {_REMAKE}")
+        if name not in _BOOL_SETTINGS and (isinstance(value, bool) or not 0 <= value < _INT_LIMIT):
+            raise PlanFileError(f"{where}: setting {name} must be a whole number of 0 or more; {_REMAKE}")
+
+
+_BOOL_SETTINGS = frozenset({"tracking", "backordering"})
 
 
 def loads_plan(text: str, source: str = "<plan>") -> Plan:
@@ -227,6 +295,7 @@ def loads_plan(text: str, source: str = "<plan>") -> Plan:
     rest = {k: v for k, v in raw.items() if k != "digest"}
     if digest_of(rest) != m.digest:
         raise PlanFileError(f"{source}: the plan was edited after it was written (digest mismatch); {_REMAKE}")
+    _check_consistency(m, source)
     return Plan(
         format_version=m.format_version,
         plan_id=m.plan_id,
@@ -252,6 +321,12 @@ def load_plan(path: str | os.PathLike[str]) -> Plan:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise PlanFileError(f"{p}: no such plan file; make one with `reconciler plan --out {p}`") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlanFileError(f"{p}: cannot read the plan file: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        data = exc.object if isinstance(exc.object, bytes) else b""
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise PlanFileError(
+            f"{p}:{line}: not a plan file: not valid UTF-8 (byte 0x{data[exc.start]:02x} at byte offset {exc.start}); {_REMAKE}"
+        ) from exc
+    except OSError as exc:
+        raise PlanFileError(f"{p}: cannot read the plan file: {exc.strerror or exc}") from exc
     return loads_plan(text, source=str(p))

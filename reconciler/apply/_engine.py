@@ -1,10 +1,11 @@
 """Execute a saved plan exactly once (DESIGN.md section 6).
 
 Order of events, each step durable before the next:
-1. checks that need no vendor: desired files, lock, lineage/serial/already applied;
+1. checks that need no vendor: desired files, the lock of the targets applied (per target, so
+   parts of one plan for different targets run at the same time), lineage/serial/already applied;
 2. per target (targets in parallel threads, operations in plan order): journal a batch
    ``pending``, send it, journal each outcome with the B it implies in one transaction;
-3. close the run; the plan is ``applied`` once every operation is.
+3. close the run; the plan is ``applied`` once every operation of every part (target) is.
 
 A re-run of an interrupted plan skips what is applied and settles what was left in flight
 without guessing: absolute writes are re-sent, others are verified with the vendor, and what
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
@@ -96,14 +98,22 @@ def apply_plan(
     lock_ttl_s: float = DEFAULT_LOCK_TTL_S,
     parallel: bool = True,
 ) -> ApplyReport:
-    """Apply ``plan`` once. Raises StalePlanError/LockHeld before any request; otherwise
-    returns the report (the caller maps failures to ApplyIncomplete and doubts to InDoubt)."""
-    selected = [op for op in plan.operations if op.kind in JOURNALED_KINDS and (targets is None or op.target in targets)]
+    """Apply ``plan`` once, or with ``targets`` only those targets' parts of it. Raises
+    StalePlanError/LockHeld before any request; otherwise returns the report (the caller maps
+    failures to ApplyIncomplete and doubts to InDoubt)."""
+    journaled = [op for op in plan.operations if op.kind in JOURNALED_KINDS]
+    selected = [op for op in journaled if targets is None or op.target in targets]
     _check_plan(plan, desired_digest, connectors, selected)
-    lock = store.acquire_lock(holder, lock_ttl_s)
+    if targets is not None and not selected:
+        return _nothing_for(plan, store, targets)
+    parts = dict(Counter(op.target for op in journaled))
+    part_targets = sorted({op.target for op in selected})
+    # Lock exactly the targets this run writes; an empty plan takes the whole-state lock.
+    lock = store.acquire_lock(holder, lock_ttl_s, part_targets or None)
     try:
-        op_count = sum(1 for op in plan.operations if op.kind in JOURNALED_KINDS)
-        ticket = store.begin_apply(plan, op_count=op_count, who=holder)
+        ticket = store.begin_apply(
+            plan, op_count=len(journaled), who=holder, parts=parts, targets=None if targets is None else part_targets
+        )
         run = _Run(plan, ticket.run_id, store, store.journal(plan.plan_id), _LockKeeper(store, lock, lock_ttl_s), progress)
         report = ApplyReport(plan.plan_id, ticket.run_id, ticket.resumed)
         try:
@@ -115,9 +125,21 @@ def apply_plan(
         order = {op.id: i for i, op in enumerate(plan.operations)}
         report.ops.sort(key=lambda r: order.get(r.op_id, 0))
         report.plan_status = store.finish_run(ticket.run_id, report.outcome, report.counts).status.value
+        report.parts = {p.target: p.status.value for p in store.plan_parts(plan.plan_id)}
+        report.targets = tuple(part_targets) if targets is not None else ()
         return report
     finally:
         store.release_lock(lock.id)
+
+
+def _nothing_for(plan: Plan, store: StateStore, targets: set[str]) -> ApplyReport:
+    """``--target`` of a target the plan does not touch: a CI matrix job with nothing to do.
+    Nothing is locked, recorded or sent; the serial does not move."""
+    report = ApplyReport(plan.plan_id, "-", False, _skipped(plan, []), targets=tuple(sorted(targets)))
+    record = store.plan_record(plan.plan_id)
+    report.plan_status = record.status.value if record is not None else "not started"
+    report.parts = {p.target: p.status.value for p in store.plan_parts(plan.plan_id)}
+    return report
 
 
 def _close_aborted(store: StateStore, run_id: str) -> None:

@@ -15,7 +15,7 @@ def resolve_op(
     """Mark the in-doubt operation ``op_ref`` (its id or a unique prefix) applied or not.
 
     Applied: B takes the values the operation would have left. Not applied: the next apply of
-    the plan sends it again. Takes the apply lock so it cannot race a running apply.
+    the plan sends it again. Takes the lock of the operation's target so it cannot race an apply of that target.
     """
     matches = [e for e in store.find_journal(op_ref, _OPEN) if plan_id is None or e.plan_id == plan_id]
     if not matches:
@@ -27,7 +27,7 @@ def resolve_op(
         listed = ", ".join(f"{e.op_id} (plan {e.plan_id})" for e in matches)
         raise StateError(f"{op_ref!r} matches several operations in doubt: {listed}", hint="Give the full id and --plan.")
     entry = matches[0]
-    lock = store.acquire_lock(holder, lock_ttl_s)
+    lock = store.acquire_lock(holder, lock_ttl_s, [entry.target])  # only its target's apply can race it
     try:
         return store.resolve(entry.plan_id, entry.op_id, applied)
     finally:

@@ -45,6 +45,8 @@ class ApplyReport:
     resumed: bool
     ops: list[OpReport] = field(default_factory=list)
     plan_status: str = ""
+    targets: tuple[str, ...] = ()  # the parts this run applied (apply --target); () = all
+    parts: dict[str, str] = field(default_factory=dict)  # target -> part status after the run
 
     def count(self, status: str) -> int:
         return sum(1 for op in self.ops if op.status == status)
@@ -90,7 +92,22 @@ def render_apply_summary(report: ApplyReport) -> str:
         for op in doubtful:
             lines.append(f"  {op.op_id}  {op.kind} {op.target}/{op.location}/{op.item}: {op.note or op.error or ''}")
             lines.append(f"    reconciler resolve {op.op_id} --applied | --not-applied")
+    if report.targets and report.run_id == "-":
+        lines[0] = f"Plan {report.plan_id} has no operations for target(s) {', '.join(report.targets)}: nothing to apply."
+    if report.parts and (report.targets or len(report.parts) > 1):
+        lines.append("")
+        lines.append("Parts of the plan: " + ", ".join(f"{t} {s}" for t, s in sorted(report.parts.items())))
     if report.ok:
         lines.append("")
-        lines.append("All operations are applied." if report.plan_status == "applied" else "Nothing failed.")
+        lines.append(_closing(report))
     return "\n".join(lines)
+
+
+def _closing(report: ApplyReport) -> str:
+    if report.plan_status == "applied":
+        return "All operations are applied."
+    if report.parts:
+        done = sum(1 for s in report.parts.values() if s == "applied")
+        return (f"Nothing failed. The plan is {report.plan_status or 'not started'}: {done} of {len(report.parts)} parts "
+                f"applied; it is complete when every part is.")
+    return "Nothing failed."

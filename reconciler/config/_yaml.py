@@ -12,6 +12,7 @@ location "NO", not ``False``), because every key in our format is a name.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,10 @@ def line_at(root: Any, path: tuple[Any, ...]) -> int | None:
     return line
 
 
+# Deeper than any reconciler file needs, and far from Python's recursion limit.
+MAX_NESTING = 50
+
+
 class _Builder:
     """Turns composed nodes into LineDict/LineList/scalars, collecting problems."""
 
@@ -98,6 +103,7 @@ class _Builder:
         self._ctor = SafeConstructor()
         # Aliased nodes are built once: keeps "billion laughs" documents linear.
         self._memo: dict[int, Any] = {}
+        self._depth = 0
 
     def build(self, node: Node) -> Any:
         if node.__class__ is ScalarNode:
@@ -105,14 +111,23 @@ class _Builder:
         done = self._memo.get(id(node))
         if done is not None:
             return done
-        if isinstance(node, MappingNode):
-            return self.mapping(node)
-        if isinstance(node, SequenceNode):
-            out = LineList(node.start_mark.line + 1)
-            self._memo[id(node)] = out
-            out.extend(self.build(child) for child in node.value)
-            return out
-        return self.scalar(node)  # type: ignore[arg-type]
+        # The walk is recursive: without a cap, a few hundred nested `[` end in RecursionError.
+        if self._depth >= MAX_NESTING:
+            self._problem(node.start_mark.line + 1, f"lists or mappings nested more than {MAX_NESTING} levels deep",
+                          "Reconciler files nest a few levels at most: look for a runaway `[`, `{` or indentation.")
+            return None
+        self._depth += 1
+        try:
+            if isinstance(node, MappingNode):
+                return self.mapping(node)
+            if isinstance(node, SequenceNode):
+                out = LineList(node.start_mark.line + 1)
+                self._memo[id(node)] = out
+                out.extend(self.build(child) for child in node.value)
+                return out
+            return self.scalar(node)  # type: ignore[arg-type]
+        finally:
+            self._depth -= 1
 
     def mapping(self, node: MappingNode) -> LineDict:
         out = LineDict(node.start_mark.line + 1)
@@ -187,6 +202,14 @@ def read_text(path: Path, rel: str) -> tuple[bytes | None, str | None, list[Prob
 
 def parse(text: str, rel: str) -> tuple[Any, list[Problem]]:
     """Plain values with line information, or None plus the problems found."""
+    fast = parse_simple(text)
+    if fast is not None:
+        return fast, []
+    return parse_careful(text, rel)
+
+
+def parse_careful(text: str, rel: str) -> tuple[Any, list[Problem]]:
+    """The libyaml parse: every YAML feature, every error with its line."""
     loader = LineLoader(text)
     try:
         node = loader.get_single_node()
@@ -202,6 +225,154 @@ def parse(text: str, rel: str) -> tuple[Any, list[Problem]]:
     builder = _Builder(rel)
     value = builder.build(node)
     return value, builder.problems
+
+
+# --- the fast path ------------------------------------------------------------------------------
+#
+# A location file of a large chain is a few hundred thousand lines of `    SKU: 12`. libyaml plus
+# the node walk cost ~5 us a line. This scanner reads the common shape (block mappings at most
+# three levels deep, plain names as keys, plain counts and names as values, comments and blank
+# lines) and builds exactly the tree `parse_careful` would: runs of `name: count` lines in the
+# innermost mappings are matched by one regular expression and converted in bulk, so the cost
+# per position is a fraction of a microsecond. Anything else (quotes, flow style, anchors, tags,
+# tabs, CRLF, duplicate keys, odd indentation, other scalars) makes it give up, and the careful
+# parse reads the file: that one reports errors with their lines, so the fast path never has to
+# produce an error itself.
+
+_KEY = r"[A-Za-z0-9_][A-Za-z0-9_.\-/+]*"
+_COUNT = r"0|[1-9][0-9]*"
+_SIMPLE_LINE = re.compile(rf"({_KEY}):(?: +(.*?))? *", re.ASCII)
+_PLAIN_COUNT = re.compile(_COUNT, re.ASCII)
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/]*", re.ASCII)
+_NON_PRINTABLE = yaml.reader.Reader.NON_PRINTABLE
+_MAX_DEPTH = 3
+_runs: dict[int, re.Pattern[str]] = {}
+
+
+def _run_pattern(indent: int) -> re.Pattern[str]:
+    """Consecutive `<indent>name: count` lines, each ending in a newline or the end of the text."""
+    pattern = _runs.get(indent)
+    if pattern is None:
+        line = rf"{' ' * indent}{_KEY}: +(?:{_COUNT}) *(?:\n|\Z)"
+        pattern = _runs[indent] = re.compile(rf"(?:{line})+", re.ASCII)
+    return pattern
+
+
+class _Simple:
+    """State of one scan: the open mappings, and a key waiting for its indented mapping."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.root: LineDict | None = None
+        self.stack: list[tuple[int, LineDict]] = []  # (indent, mapping) per open depth
+        self.pending: tuple[LineDict, str] | None = None
+
+    def open(self, indent: int, number: int) -> bool:
+        """Place a content line at ``indent``: nest, stay or close mappings; False if not simple."""
+        stack = self.stack
+        if self.pending is not None:
+            parent, key = self.pending
+            if indent <= stack[-1][0] or len(stack) >= _MAX_DEPTH:
+                return False  # `key:` with nothing nested (null) or nested too deep
+            child = parent[key] = LineDict(number)
+            stack.append((indent, child))
+            self.pending = None
+        elif self.root is None:
+            if indent:
+                return False
+            self.root = LineDict(number)
+            stack.append((0, self.root))
+        else:
+            while indent < stack[-1][0]:
+                stack.pop()
+                if not stack:
+                    return False
+            if indent != stack[-1][0]:
+                return False
+        return True
+
+    def run(self, pos: int, indent: int, number: int) -> tuple[int, int] | None:
+        """Read a run of leaf lines at ``pos`` in bulk: (next position, lines read), or None."""
+        match = _run_pattern(indent).match(self.text, pos)
+        if match is None:
+            return None
+        end = match.end()
+        # The run matched line by line, and keys hold no ':' or blank: dropping the colons and
+        # splitting on blanks leaves exactly key, count, key, count, ...
+        words = self.text[pos:end].replace(":", "").split()
+        keys = words[0::2]
+        count = len(keys)
+        mapping = self.stack[-1][1]
+        before = len(mapping)
+        mapping.update(zip(keys, map(int, words[1::2])))
+        mapping.key_lines.update(zip(keys, range(number, number + count)))
+        if len(mapping) != before + count or len(mapping.key_lines) != len(mapping):
+            return None  # a duplicate key: the careful parse reports it with both lines
+        return end, count
+
+    def line(self, content: str, number: int) -> bool:
+        """One `key:` or `key: value` line in the current mapping."""
+        match = _SIMPLE_LINE.fullmatch(content)
+        if match is None:
+            return False
+        mapping = self.stack[-1][1]
+        key, value = match.group(1), match.group(2)
+        if key in mapping.key_lines:
+            return False  # a duplicate: the careful parse reports both lines
+        mapping.key_lines[key] = number
+        if value is None:
+            self.pending = (mapping, key)
+            mapping[key] = None
+            return True
+        scalar = _simple_scalar(value)
+        mapping[key] = scalar
+        return scalar is not _NOT_SIMPLE
+
+
+def parse_simple(text: str) -> LineDict | None:
+    """The file as ``parse_careful`` would build it, or None when it is not of the simple shape."""
+    # YAML breaks lines at these too, and refuses non-printable characters even in comments.
+    if "\r" in text or "\x85" in text or "\u2028" in text or "\u2029" in text or _NON_PRINTABLE.search(text):
+        return None
+    scan = _Simple(text)
+    pos, number, size = 0, 0, len(text)
+    while pos < size:
+        end = text.find("\n", pos)
+        end = size if end < 0 else end
+        number += 1
+        raw = text[pos:end]
+        content = raw.lstrip(" ")
+        if not content or content[0] == "#":
+            pos = end + 1
+            continue
+        indent = len(raw) - len(content)
+        if not scan.open(indent, number):
+            return None
+        if len(scan.stack) == _MAX_DEPTH:
+            bulk = scan.run(pos, indent, number)
+            if bulk is not None:
+                pos, number = bulk[0], number + bulk[1] - 1
+                continue
+        if not scan.line(content, number):
+            return None
+        pos = end + 1
+    return None if scan.pending is not None else scan.root
+
+
+_NOT_SIMPLE = object()
+
+
+def _simple_scalar(value: str) -> Any:
+    """A plain count or name resolved exactly as LineLoader would; _NOT_SIMPLE otherwise."""
+    if _PLAIN_COUNT.fullmatch(value):
+        return int(value)
+    if not _PLAIN_NAME.fullmatch(value):
+        return _NOT_SIMPLE
+    # A name that some implicit resolver claims (true, no, null, ...) is not text.
+    for _tag, regexp in LineLoader.yaml_implicit_resolvers.get(value[0], ()):
+        if regexp.match(value):
+            return _NOT_SIMPLE
+    return value
 
 
 _SYNTAX_HINT = "Fix the YAML at this line: check the indentation, colons and quotes."

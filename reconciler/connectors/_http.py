@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import random
 import re
 import threading
@@ -104,7 +105,10 @@ for _name in ("httpx", "httpcore"):
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date.
+
+    A date is turned into whole seconds, rounded up, plus one (see below): never earlier than
+    the vendor's real reset moment."""
     if not value:
         return None
     value = value.strip()
@@ -118,7 +122,11 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+    # An HTTP date has one-second resolution: the vendor's real reset moment may lie up to a
+    # second after the stated one (the fraction is truncated). Retrying early just earns another
+    # 429, so round up to whole seconds and add that second. A date in the past still waits out
+    # the truncated fraction (up to 1 s), which is the conservative reading.
+    return float(max(0, math.ceil((when - (now or datetime.now(timezone.utc))).total_seconds() + 1)))
 
 
 class TokenBucket:

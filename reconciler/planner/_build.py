@@ -38,6 +38,18 @@ def _as_reset(it: Intent) -> Intent:
     return it
 
 
+def _as_read_modify_write(it: Intent) -> Intent:
+    """An adjustment for a readable target that takes absolute quantities only.
+
+    It stays an ADJUST: the connector re-reads the live quantity just before it writes and
+    writes live + d, so sales made between plan and apply survive (merge semantics). A reset
+    to A + d would overwrite them.
+    """
+    it.write_mode = "read-modify-write"
+    it.reason += "; target takes absolute quantities only, so apply re-reads live stock and writes it plus the change"
+    return it
+
+
 def compile_adjustments(cands: list[Intent], ctx_of: dict[str, TargetCtx]) -> list[Intent]:
     """Adjust candidates become movements (where inferred), adjustments, or resets."""
     out: list[Intent] = []
@@ -45,7 +57,8 @@ def compile_adjustments(cands: list[Intent], ctx_of: dict[str, TargetCtx]) -> li
     for it in cands:
         ctx = ctx_of[it.target]
         if not ctx.caps.delta:
-            out.append(_as_reset(it))
+            # Without a read API there is nothing to re-read: B + d is the best known result.
+            out.append(_as_read_modify_write(it) if ctx.caps.readable else _as_reset(it))
         elif ctx.policy.infer_movements:
             groups.setdefault((it.target, it.item), []).append(it)
         else:

@@ -51,9 +51,10 @@ def diff_present(diff: Diff, ctx: TargetCtx, dp: DesiredPosition, b: Record | No
     arec = _live(ctx, loc, item)
     a = arec.quantity if arec is not None else None
     bq = b.quantity if b is not None else None
+    adopt: Intent | None = None
     if b is None:
         how = f"vendor holds {a}" if a is not None else "live stock unknown (write-only target)"
-        _reset(diff, ctx, dp, a, bq, f"adopt: first time this tool manages it; reset to {dq} ({how})")
+        adopt = _reset(diff, ctx, dp, a, bq, f"adopt: first time this tool manages it; reset to {dq} ({how})")
     elif dp.strategy == "replace":
         if (a if a is not None else bq) != dq:
             was = f"live stock {a}" if a is not None else f"last applied {bq}; {_UNKNOWN_NOTE}"
@@ -68,14 +69,20 @@ def diff_present(diff: Diff, ctx: TargetCtx, dp: DesiredPosition, b: Record | No
     else:
         _adjust(diff, ctx, dp, a, bq)
     if dp.settings is not NO_SETTINGS and not dp.settings.is_empty():
-        _settings(diff, ctx, dp, arec, b)
+        held = _settings(diff, ctx, dp, arec, b)
+        if adopt is not None and held:
+            # No settings operation is needed, but B must learn the managed settings now, or
+            # the next plan (which compares D with B) would plan them as a change.
+            adopt.settings_after = dp.settings
+            held_text = ", ".join(f"{k} {v}" for k, v in dp.settings.as_dict().items())
+            adopt.reason += f"; vendor already holds {held_text}: recorded as managed"
 
 
-def _reset(diff: Diff, ctx: TargetCtx, dp: DesiredPosition, a: int | None, bq: int | None, why: str) -> None:
+def _reset(diff: Diff, ctx: TargetCtx, dp: DesiredPosition, a: int | None, bq: int | None, why: str) -> Intent:
     leg = LegIn(dp.location, a, bq, dp.quantity, dp.quantity)
-    diff.intents.append(
-        Intent(OpKind.RESET, ctx.name, dp.item, [leg], why, "absolute", protect=dp.protect, source=_where(dp))
-    )
+    it = Intent(OpKind.RESET, ctx.name, dp.item, [leg], why, "absolute", protect=dp.protect, source=_where(dp))
+    diff.intents.append(it)
+    return it
 
 
 def _adjust(diff: Diff, ctx: TargetCtx, dp: DesiredPosition, a: int | None, bq: int) -> None:
@@ -97,7 +104,8 @@ def _adjust(diff: Diff, ctx: TargetCtx, dp: DesiredPosition, a: int | None, bq: 
     diff.adjust.append(it)
 
 
-def _settings(diff: Diff, ctx: TargetCtx, dp: DesiredPosition, arec: Record | None, b: Record | None) -> None:
+def _settings(diff: Diff, ctx: TargetCtx, dp: DesiredPosition, arec: Record | None, b: Record | None) -> bool:
+    """Plan a settings operation if needed; True when the settings are already held."""
     wanted = dp.settings.as_dict()
     unsupported = sorted(set(wanted) - ctx.caps.settings)
     if unsupported:
@@ -106,7 +114,7 @@ def _settings(diff: Diff, ctx: TargetCtx, dp: DesiredPosition, arec: Record | No
             f"{where}{ctx.name}/{dp.location}/{dp.item}: target {ctx.name} cannot hold the "
             f"setting(s) {', '.join(unsupported)}; remove them from the stock file"
         )
-        return
+        return False
     if dp.strategy == "replace" and arec is not None:
         before = arec.settings
     elif b is not None:
@@ -115,7 +123,7 @@ def _settings(diff: Diff, ctx: TargetCtx, dp: DesiredPosition, arec: Record | No
         before = arec.settings if arec is not None else NO_SETTINGS
     have = before.as_dict()
     if all(have.get(k) == v for k, v in wanted.items()):
-        return
+        return True
     after = before.overlay(dp.settings)
     changed = ", ".join(f"{k} {have.get(k, 'unset')} -> {v}" for k, v in wanted.items() if have.get(k) != v)
     a = arec.quantity if arec is not None else None
@@ -126,6 +134,7 @@ def _settings(diff: Diff, ctx: TargetCtx, dp: DesiredPosition, arec: Record | No
             settings_before=before, settings_after=after, protect=dp.protect, source=_where(dp),
         )
     )
+    return False
 
 
 def diff_absent(diff: Diff, ctx: TargetCtx, key: PositionKey, b: Record) -> None:

@@ -28,7 +28,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Mapping
+from typing import Any, Callable, ClassVar, Iterable, Mapping
 
 import httpx
 from starlette.applications import Starlette
@@ -73,15 +73,51 @@ class Faults:
     # the next N successful writes are committed and then dropped (deterministic for tests)
     drop_next_writes: int = 0
     retry_after_s: int = 1  # what a simulated 429 asks the client to wait
+    # Setting it reseeds the sandbox's randomness (fault draws and sales), so a run can be
+    # replayed; None (the default) keeps the seed the sandbox was started with.
     seed: int | None = None
 
+    def __post_init__(self) -> None:
+        self._reseed: Callable[[int], None] | None = None
+
+    def on_seed(self, reseed: Callable[[int], None]) -> None:
+        """Called with the new seed whenever ``update`` sets one (the simulator reseeds its rng)."""
+        self._reseed = reseed
+
     def update(self, changes: Mapping[str, Any]) -> None:
+        """Set some switches. All are checked before any is set: a bad value changes nothing."""
         names = {f.name for f in fields(self)}
         unknown = set(changes) - names
         if unknown:
             raise ValueError(f"unknown fault switch(es): {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
-        for name, value in changes.items():
-            setattr(self, name, type(getattr(self, name))(value) if value is not None else None)
+        checked = {name: _switch_value(name, value) for name, value in changes.items()}
+        for name, value in checked.items():
+            setattr(self, name, value)
+        if checked.get("seed") is not None and self._reseed is not None:
+            self._reseed(checked["seed"])
+
+
+_INT_SWITCHES = frozenset({"drop_next_writes", "retry_after_s", "seed"})
+_RATE_SWITCHES = frozenset({"rate_429", "rate_5xx", "drop_after_write"})
+
+
+def _switch_value(name: str, value: Any) -> float | int | None:
+    """The switch's value in its type, or ValueError naming the switch and what it takes."""
+    if value is None and name == "seed":
+        return None
+    kind = "an integer" if name in _INT_SWITCHES else "a number"
+    # bool is an int subclass, but `"rate_429": true` is a mistake, not a probability of 1
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"fault switch {name}: {value!r} is not {kind}")
+    try:
+        number: float | int = int(value) if name in _INT_SWITCHES else float(value)
+    except ValueError:
+        raise ValueError(f"fault switch {name}: {value!r} is not {kind}") from None
+    if name in _RATE_SWITCHES and not 0 <= number <= 1:
+        raise ValueError(f"fault switch {name}: {value!r} is a probability and must be between 0 and 1")
+    if name != "seed" and number < 0:
+        raise ValueError(f"fault switch {name}: {value!r} must not be negative")
+    return number
 
 
 class SandboxDB:
@@ -154,8 +190,9 @@ class Simulator(ABC):
     ) -> None:
         self.token = token or self.default_token
         self.db = SandboxDB(state, self.schema)
-        self.faults = Faults()
         self.rng = random.Random(seed)
+        self.faults = Faults()
+        self.faults.on_seed(self.rng.seed)
         self.sales = SalesLog()
         self.request_counts: Counter[str] = Counter()
         self._sales_rate = 0.0

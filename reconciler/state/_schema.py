@@ -1,4 +1,4 @@
-"""Numbered schema migrations for the SQLite state store.
+"""Numbered schema migrations for the SQLite state store (PostgreSQL: ``_pg_schema.py``, same numbers).
 
 ``MIGRATIONS[i]`` moves a database from schema version ``i`` to ``i + 1``. Never edit a
 published migration; append a new one. The store runs the missing ones, each in its own
@@ -87,5 +87,26 @@ def _v2_indexes(db: Database) -> None:
     db["runs"].create_index(["plan_id"], index_name="runs_plan_id")
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_v1_tables, _v2_indexes]
+def _v3_parts_and_target_locks(db: Database) -> None:
+    # Plans are applied in per-target parts (`apply --target`); locks are per target, one row
+    # per locked target sharing the lock's id. An old whole-state lock ('apply') becomes '*'.
+    db.execute("ALTER TABLE locks RENAME TO locks_v2")
+    db.execute(
+        "CREATE TABLE locks (target TEXT PRIMARY KEY, id TEXT NOT NULL, holder TEXT, host TEXT, pid INTEGER, "
+        "acquired_at TEXT, expires_at TEXT, backend_pid INTEGER)"
+    )
+    db.execute(
+        "INSERT INTO locks (target, id, holder, host, pid, acquired_at, expires_at) SELECT "
+        "CASE name WHEN 'apply' THEN '*' ELSE name END, id, holder, host, pid, acquired_at, expires_at FROM locks_v2"
+    )
+    db.execute("DROP TABLE locks_v2")
+    db.execute("CREATE INDEX locks_id ON locks (id)")
+    db.execute(
+        "CREATE TABLE plan_parts (plan_id TEXT NOT NULL, target TEXT NOT NULL, op_count INTEGER NOT NULL, "
+        "status TEXT NOT NULL, run_id TEXT, updated_at TEXT, PRIMARY KEY (plan_id, target))"
+    )
+    db.execute("ALTER TABLE runs ADD COLUMN targets TEXT")
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_v1_tables, _v2_indexes, _v3_parts_and_target_locks]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,7 +1,7 @@
-"""The state store interface: lineage/serial, base positions (B), plans, runs, journal, lock.
+"""The state store interface: lineage/serial, base positions (B), plans, runs, journal, locks.
 
-Kept narrow and free of storage types so that a PostgreSQL store can implement it later
-(DESIGN.md section 10). Every method that changes more than one row does it in one
+Kept narrow and free of storage types: SQLite (:mod:`.sqlite`) and PostgreSQL
+(:mod:`.postgres`) implement it with the same tables. Every method that changes more than one row does it in one
 transaction; :meth:`StateStore.record_outcome` in particular writes the journal row and the
 base positions it implies together, so a crash never leaves one without the other.
 """
@@ -11,12 +11,27 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Collection, Iterable, Mapping, Sequence
 
 from reconciler.model import BaseState, Operation, Plan, PositionKey, Settings
 
 # Vendor bodies can be large (HTML error pages); the journal keeps enough to diagnose.
 MAX_RESPONSE_CHARS = 64 * 1024
+
+# The lock key that stands for the whole state: it excludes, and is excluded by, every target.
+ALL_TARGETS = "*"
+
+# What `state migrate` copies, in copy order, with the columns both backends share. Locks are
+# not copied: they belong to running processes, not to the state.
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "meta": ("key", "value"),
+    "base": ("target", "location", "item", "quantity", "settings"),
+    "plans": ("plan_id", "lineage", "serial_before", "serial_after", "status", "op_count", "created_at", "updated_at"),
+    "plan_parts": ("plan_id", "target", "op_count", "status", "run_id", "updated_at"),
+    "runs": ("run_id", "plan_id", "git_commit", "who", "started_at", "finished_at", "outcome", "counts", "targets"),
+    "journal": ("plan_id", "op_id", "run_id", "target", "kind", "status", "request", "response", "error",
+                "base_updates", "updated_at"),
+}
 
 
 class JournalStatus(str, enum.Enum):
@@ -34,6 +49,18 @@ class PlanStatus(str, enum.Enum):
     APPLYING = "applying"
     APPLIED = "applied"
     PARTIAL = "partial"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class PartStatus(str, enum.Enum):
+    """The state of one target's part of a plan (``apply --target`` applies one part)."""
+
+    PENDING = "pending"  # no run has started it yet
+    APPLYING = "applying"  # a run started it and has not finished (or was killed)
+    APPLIED = "applied"
+    PARTIAL = "partial"  # a run finished with operations failed or in doubt
 
     def __str__(self) -> str:
         return self.value
@@ -104,6 +131,7 @@ class RunRecord:
     finished_at: str | None
     outcome: str | None
     counts: Mapping[str, int] = field(default_factory=dict)
+    targets: tuple[str, ...] = ()  # the parts this run applied; () = the whole plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,13 +145,26 @@ class PlanRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class PartRecord:
+    plan_id: str
+    target: str
+    op_count: int
+    applied: int
+    status: PartStatus
+    run_id: str | None  # the run that last worked on it
+
+
+
+@dataclass(frozen=True, slots=True)
 class LockInfo:
     id: str
     holder: str  # user@host of whoever runs the apply
     host: str
     pid: int
     acquired_at: str  # ISO 8601 UTC
-    expires_at: str
+    expires_at: str  # "" where the lock lives as long as its holder's connection (PostgreSQL)
+    targets: tuple[str, ...] = (ALL_TARGETS,)  # what it locks; ALL_TARGETS: the whole state
+    backend_pid: int | None = None  # PostgreSQL: the server process of the holder's lock session
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +182,10 @@ class StateStore(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where this state lives, fit to print (never a password)."""
 
     def __enter__(self) -> StateStore:
         return self
@@ -163,11 +208,23 @@ class StateStore(ABC):
 
     # --- apply --------------------------------------------------------------------------------
     @abstractmethod
-    def begin_apply(self, plan: Plan, *, op_count: int, who: str, run_id: str | None = None) -> ApplyTicket:
+    def begin_apply(
+        self,
+        plan: Plan,
+        *,
+        op_count: int,
+        who: str,
+        run_id: str | None = None,
+        parts: Mapping[str, int] | None = None,
+        targets: Collection[str] | None = None,
+    ) -> ApplyTicket:
         """Check the plan against lineage/serial/history, record it and start a run.
 
-        Raises StalePlanError if the plan is of another lineage, older than the state (and not
-        the resume of the latest plan), or already applied in full.
+        ``parts`` (target -> operation count) is recorded with a new plan; ``targets`` are the
+        parts this run applies (None: all). Starting any run moves the serial, so a plan made
+        before it is stale; a part of a plan already started is a resume, allowed as long as no
+        newer plan was started since. Raises StalePlanError if the plan is of another lineage,
+        older than the state (and not a resume), or every requested part is applied in full.
         """
 
     @abstractmethod
@@ -198,16 +255,22 @@ class StateStore(ABC):
     def plan_record(self, plan_id: str) -> PlanRecord | None: ...
 
     @abstractmethod
+    def plan_parts(self, plan_id: str) -> list[PartRecord]:
+        """The per-target parts of a plan, by target name."""
+
+    @abstractmethod
     def runs(self, limit: int | None = None) -> list[RunRecord]:
         """Newest first."""
 
     @abstractmethod
     def run(self, run_id: str) -> RunRecord | None: ...
 
-    # --- lock ---------------------------------------------------------------------------------
+    # --- locks ------------------------------------------------------------------------------
     @abstractmethod
-    def acquire_lock(self, holder: str, ttl_s: float) -> LockInfo:
-        """Take the apply lock or raise LockHeld naming its holder."""
+    def acquire_lock(self, holder: str, ttl_s: float, targets: Iterable[str] | None = None) -> LockInfo:
+        """Lock ``targets`` (None or empty: the whole state) or raise LockHeld naming the holder.
+
+        Locks of disjoint targets coexist; the whole-state lock excludes every other."""
 
     @abstractmethod
     def renew_lock(self, lock_id: str, ttl_s: float) -> LockInfo:
@@ -218,4 +281,24 @@ class StateStore(ABC):
         """Remove the lock if its id matches; False if there was no such lock."""
 
     @abstractmethod
-    def current_lock(self) -> LockInfo | None: ...
+    def locks(self) -> list[LockInfo]:
+        """Every lock held now, oldest first."""
+
+    def current_lock(self) -> LockInfo | None:
+        """The oldest lock held, if any."""
+        held = self.locks()
+        return held[0] if held else None
+
+    # --- copying a whole state (`reconciler state migrate`) ---------------------------------
+    @abstractmethod
+    def export_rows(self, table: str) -> list[dict[str, Any]]:
+        """Rows of a table of TABLE_COLUMNS, in a stable order (insertion order for runs and
+        journal, the primary key otherwise)."""
+
+    @abstractmethod
+    def replace_all(self, tables: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
+        """Replace the content of every table of TABLE_COLUMNS by ``tables``, in one transaction."""
+
+    def is_empty(self) -> bool:
+        """True when nothing was ever planned, applied or imported into this state."""
+        return self.serial() == 0 and not any(self.export_rows(t) for t in ("base", "plans", "runs", "journal"))

@@ -83,14 +83,35 @@ def test_retry_after_seconds_and_http_date_are_honoured() -> None:
     sleeps: list[float] = []
     with _client(handler, sleeps=sleeps) as http:
         http.get("/inventory")
-    assert sleeps[0] == 2 and 1.5 < sleeps[1] <= 3 and sleeps[2] == 5  # capped at max_wait
+    # the date is truncated to the second (2 < true wait <= 3), rounded up and +1 s: 3 or 4 whole seconds
+    assert sleeps[0] == 2 and sleeps[1] in (3.0, 4.0) and sleeps[2] == 5  # capped at max_wait
 
 
 def test_parse_retry_after_forms() -> None:
     now = datetime(2026, 11, 24, 9, 59, 30, tzinfo=timezone.utc)
-    assert parse_retry_after("Tue, 24 Nov 2026 10:00:00 GMT", now=now) == 30
     assert parse_retry_after("120") == 120 and parse_retry_after("junk") is None and parse_retry_after(None) is None
-    assert parse_retry_after("Tue, 24 Nov 2026 09:00:00 GMT", now=now) == 0
+    assert parse_retry_after("1.5") == 1.5  # delta-seconds are exact: no rounding
+    assert parse_retry_after("Tue, 24 Nov 2026 09:00:00 GMT", now=now) == 0  # long past: no wait
+
+
+@pytest.mark.parametrize(
+    ("now_fraction", "expected"),
+    [
+        (0.0, 31.0),  # 30 s to the stated second, +1 s for the fraction the date truncated
+        (0.2, 31.0),  # 29.8 s: ceil(30.8), a whole number of seconds
+        (0.999, 31.0),  # 29.001 s: ceil(30.001)
+        (30.3, 1.0),  # the stated second has begun: its truncated fraction may still be ahead
+        (31.0, 0.0),  # the stated second is over: no wait
+    ],
+)
+def test_http_date_retry_after_is_rounded_up_to_whole_seconds(now_fraction: float, expected: float) -> None:
+    """An HTTP date has 1-second resolution: the vendor's reset may be up to 1 s after the stated
+    second, so the wait is ceil(stated - now + 1), a whole number of seconds never shorter."""
+    now = datetime(2026, 11, 24, 9, 59, 30, tzinfo=timezone.utc) + timedelta(seconds=now_fraction)
+    wait = parse_retry_after("Tue, 24 Nov 2026 10:00:00 GMT", now=now)
+    assert wait == expected and wait == int(wait)
+    stated = datetime(2026, 11, 24, 10, 0, 0, tzinfo=timezone.utc).timestamp()
+    assert now.timestamp() + wait >= stated + 1  # past the latest moment the stated second can mean
 
 
 def test_retries_exhausted_is_vendor_unavailable() -> None:

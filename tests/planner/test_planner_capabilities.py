@@ -26,10 +26,32 @@ def test_absolute_only_target_gets_reset_to_expected() -> None:
     assert "absolute quantities only" in op.reason
 
 
-def test_absolute_only_readable_target_resets_to_live_plus_delta() -> None:
-    caps = Capabilities(readable=True, absolute=True, delta=False, native_move=False, delete=True)
-    [op] = plan(desired({K: 8}), base({K: 5}), actual({K: 2}), policy({"x": caps})).operations
-    assert (op.kind, op.legs[0].expected, op.legs[0].change) == (OpKind.RESET, 5, 3)
+READABLE_ABSOLUTE = Capabilities(readable=True, absolute=True, delta=False, native_move=False, delete=True)
+
+
+def test_absolute_only_readable_target_gets_read_modify_write_adjustment() -> None:
+    # Lightspeed supplier feed: readable, absolute writes only. The adjustment must stay an
+    # ADJUST (the connector re-reads and writes live + d at apply time), never a reset to A + d,
+    # which would overwrite sales made between plan and apply.
+    [op] = plan(desired({K: 8}), base({K: 5}), actual({K: 2}), policy({"x": READABLE_ABSOLUTE})).operations
+    assert (op.kind, op.write_mode) == (OpKind.ADJUST, "read-modify-write")
+    assert (op.legs[0].actual, op.legs[0].change, op.legs[0].expected) == (2, 3, 5)
+    assert "re-reads live stock" in op.reason
+
+
+def test_read_modify_write_is_not_paired_into_movements() -> None:
+    # two locations of one item on a target without deltas: two adjustments, no movement
+    k2 = ("x", "bergen", "SKU1")
+    p = plan(desired({K: 3, k2: 7}), base({K: 5, k2: 5}), actual({K: 5, k2: 5}), policy({"x": READABLE_ABSOLUTE}))
+    assert [(op.kind, op.write_mode, op.legs[0].change) for op in p.operations] == [
+        (OpKind.ADJUST, "read-modify-write", 2), (OpKind.ADJUST, "read-modify-write", -2)]
+
+
+def test_read_modify_write_keeps_the_negative_guard() -> None:
+    from reconciler.errors import GuardError
+
+    with pytest.raises(GuardError, match="would leave -1"):
+        plan(desired({K: 1}), base({K: 5}), actual({K: 3}), policy({"x": READABLE_ABSOLUTE}))
 
 
 def test_delete_on_target_without_delete_is_plan_error() -> None:
@@ -75,9 +97,26 @@ def test_settings_compared_with_actual_when_base_absent() -> None:
     a = actual({K: Record(5, Settings(reorder_point=3))})
     p = plan(desired({K: _with_settings(5, reorder_point=3)}), base({}), a)
     assert [op.kind for op in p.operations] == [OpKind.RESET]  # adopt only, settings already there
+    # ...but the adoption carries them, so applying it records them in B (plan again: empty)
+    assert p.operations[0].settings_after == Settings(reorder_point=3)
+    assert "already holds reorder_point 3" in p.operations[0].reason
     a2 = actual({K: Record(5, Settings(reorder_point=2))})
     p2 = plan(desired({K: _with_settings(5, reorder_point=3)}), base({}), a2)
     assert [op.kind for op in p2.operations] == [OpKind.RESET, OpKind.SETTINGS]
+    # the settings operation records them; the adoption must not claim what it does not write
+    assert p2.operations[0].settings_after is None
+
+
+def test_adopted_settings_reach_base_and_the_next_plan_is_empty() -> None:
+    from reconciler.apply._ops import base_updates
+
+    a = actual({K: Record(5, Settings(reorder_point=3, reorder_amount=9))})
+    d = desired({K: _with_settings(6, reorder_point=3)})
+    [adopt] = plan(d, base({}), a).operations
+    [update] = base_updates(adopt)
+    b = base({K: Record(update.quantity, update.settings)})  # what the applier writes to B
+    assert b.positions[K] == Record(6, Settings(reorder_point=3))  # only the managed setting
+    assert plan(d, b, actual({K: Record(6, Settings(reorder_point=3, reorder_amount=9))})).operations == []
 
 
 def test_unsupported_setting_is_plan_error() -> None:

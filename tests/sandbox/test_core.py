@@ -124,6 +124,41 @@ def test_unknown_fault_switch_is_rejected(server: tuple[RunFreeSimulator, httpx.
     assert response.status_code == 400 and "rate_42" in response.json()["error"]
 
 
+def test_seed_switch_replays_the_same_sales() -> None:
+    # two positions so a sale has a random choice to make
+    fixtures = {"locations": [{"id": "3"}, {"id": "4"}], "items": [{"id": ITEM}],
+                "stock": [{"location": loc, "item": {"upc": "111"}, "quantity": 50} for loc in ("3", "4")]}
+    runs = []
+    for start_seed in (1, 2):  # started differently, reseeded the same: the same sales
+        sim = RunFreeSimulator(fixtures=fixtures, seed=start_seed)
+        with ServerThread(sim) as running, httpx.Client(base_url=running.url, timeout=5) as client:
+            answer = client.put("/_sandbox/faults", json={"seed": 42})
+            assert answer.status_code == 200 and answer.json()["seed"] == 42
+            runs.append([s["location"] for s in client.post("/_sandbox/sell", json={"count": 20}).json()["sold"]])
+        sim.close()
+    assert runs[0] == runs[1] and set(runs[0]) == {"3", "4"}
+
+
+def test_seed_switch_in_process_and_back_to_none() -> None:
+    sim = RunFreeSimulator(fixtures=FIXTURES)
+    sim.faults.update({"seed": 7})  # was a TypeError: the default None has no usable type
+    assert sim.faults.seed == 7 and sim.rng.random() == __import__("random").Random(7).random()
+    sim.faults.update({"seed": None})
+    assert sim.faults.seed is None
+    sim.close()
+
+
+@pytest.mark.parametrize("bad", [{"rate_429": 2}, {"rate_5xx": "often"}, {"latency_ms": -1},
+                                 {"drop_next_writes": True}, {"seed": [1]}])
+def test_bad_fault_values_are_400_and_change_nothing(server: tuple[RunFreeSimulator, httpx.Client],
+                                                     bad: dict[str, object]) -> None:
+    _, client = server
+    before = client.get("/_sandbox/faults").json()
+    response = client.put("/_sandbox/faults", json={"retry_after_s": 9, **bad})
+    assert response.status_code == 400 and next(iter(bad)) in response.json()["error"]
+    assert client.get("/_sandbox/faults").json() == before
+
+
 def test_health(server: tuple[RunFreeSimulator, httpx.Client]) -> None:
     _, client = server
     assert client.get("/_sandbox/health").json() == {"kind": "runfree", "status": "ok"}

@@ -1,0 +1,1 @@
+"""Benchmarks: ``python bench/run.py --locations L --skus S`` (see docs/performance.md)."""

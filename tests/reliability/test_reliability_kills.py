@@ -1,0 +1,76 @@
+"""SIGKILL of `reconciler apply FILE` (a real subprocess) at seeded random points, for each vendor
+over real HTTP to its sandbox process, then apply re-run until done: the vendor's stock must equal
+the independent expectation, and an operation the tool cannot verify is reported in doubt (exit
+code 4) and settled from the sandbox's truth with `reconciler resolve`.
+
+A kill point: the apply process has journalled some of the plan (so it is mid-run), a seeded
+number of further operations are applied, a seeded few milliseconds pass, and it is killed while
+still running. Vendors that write many operations per request (Ka-ching, the supplier feed,
+Zettle) offer only a few distinct points per plan, so their campaign runs more plans.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from campaign import SETTLE_S, Figures, PlanRun, Size, adopt_desired, new_plan, next_desired, starting_stock
+from campaign_shop import SPECS, Shop
+
+pytestmark = pytest.mark.slow
+STARTUP_TIMEOUT_S = 60
+
+
+def _kill_once(plan: PlanRun, rng: random.Random, fig: Figures) -> bool:
+    """Start an apply and kill it at a seeded point. False when it finished first (no kill)."""
+    shop = plan.shop
+    started = shop.journal(plan.plan_id)
+    done_before = sum(1 for s in started.values() if s == "applied")
+    remaining = len(plan.doc["operations"]) - done_before
+    target = done_before + rng.randint(0, max(0, min(remaining - 1, remaining // 3)))
+    proc = shop.start_apply(plan.path)
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while proc.poll() is None and time.monotonic() < deadline:
+        journal = shop.journal(plan.plan_id)
+        touched = len(journal) > len(started) or any(journal[o] != started.get(o) for o in journal)
+        if touched and sum(1 for s in journal.values() if s == "applied") >= target:
+            break
+        time.sleep(0.002)
+    time.sleep(rng.uniform(0, 0.02))
+    if proc.poll() is not None:  # it finished first: an ordinary run, not a kill
+        out, err = shop.output()
+        plan.after_run(proc.returncode, out, err)
+        return False
+    shop.kill(proc)
+    fig.kills += 1
+    fig.apply_runs += 1
+    time.sleep(SETTLE_S)  # whatever the dead process left in flight reaches the sandbox first
+    return True
+
+
+@pytest.mark.parametrize("kind", sorted(SPECS))
+def test_sigkill_at_random_points(kind: str, tmp_path: Path, size: Size, figures: Any) -> None:
+    rng = random.Random(f"{size.seed}-{kind}-kills")
+    fig: Figures = figures(kind, "sigkill")
+    spec = SPECS[kind]
+    starting = starting_stock(rng, spec, size.scale)
+    with Shop(spec, tmp_path, starting, scale=size.scale) as shop:
+        desired, stock = adopt_desired(rng, shop), starting
+        while fig.kills < size.kills:
+            plan = new_plan(shop, fig, stock, desired, size.min_ops)
+            kills_here = 0
+            while fig.kills < size.kills and _kill_once(plan, rng, fig):
+                kills_here += 1
+                if kills_here >= size.kills // 2 and spec.kind != "runfree":
+                    break  # spread the kills over more than one plan (and operation mix)
+            plan.until_done()
+            stock = plan.finish(f"plan {plan.path.name} after {kills_here} kills")
+            desired = next_desired(rng, shop, desired, moves=spec.moves, min_ops=size.min_ops)
+    assert fig.kills >= size.kills
+    if fig.unverifiable_ops:
+        assert fig.in_doubt > 0, f"{kind}: {fig.kills} kills and never an operation in doubt"
+    else:
+        assert fig.in_doubt == 0
