@@ -117,8 +117,14 @@ def plan_document(plan: Plan) -> dict[str, Any]:
     }
 
 
+# One encoder each, built once: json.dumps with options builds a new encoder per call, which
+# costs more than encoding an operation (a million operations in a large first plan).
+_encode_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+_encode_line = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode
+
+
 def _canonical(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _encode_canonical(doc).encode()
 
 
 def digest_of(doc: dict[str, Any]) -> str:
@@ -132,7 +138,7 @@ def dump_plan(plan: Plan) -> str:
     head = {"format_version": doc["format_version"], "digest": digest_of({**doc, "operations": ops})}
     head.update((k, v) for k, v in sorted(doc.items()) if k != "format_version")
     lines = json.dumps(head, indent=2, ensure_ascii=False, sort_keys=False)[:-2]
-    body = ",\n".join("    " + json.dumps(op, ensure_ascii=False, sort_keys=True) for op in ops)
+    body = ",\n".join(["    " + line for line in map(_encode_line, ops)])
     ops_text = f'  "operations": [\n{body}\n  ]' if ops else '  "operations": []'
     return f"{lines},\n{ops_text}\n}}\n"
 

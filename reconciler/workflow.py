@@ -108,10 +108,15 @@ def targets_in_scope(project: Project, only_targets: Iterable[str] | None) -> li
     return [n for n in names if n in wanted]
 
 
-def open_store(project: Project) -> Any:
+def open_store(project: Project, *, env: Mapping[str, str] | None = None) -> Any:
+    """The project's state store: SQLite file or PostgreSQL schema (``state:`` / $RECONCILER_STATE)."""
     from reconciler.state import open_state_store
 
-    return open_state_store(project.state_path)
+    location, origin = project.state_location
+    from reconciler.state.url import parse_state_url
+
+    url = parse_state_url(location, root=project.root, env=os.environ if env is None else env, origin=origin)
+    return open_state_store(url)
 
 
 def plan_project(
@@ -166,7 +171,7 @@ def apply_saved_plan(
     targets = sorted({op.target for op in plan.operations} & set(targets_in_scope(project, only_targets)))
     with ExitStack() as stack:
         connectors = open_connectors(project, targets, env=env, transports=transports, stack=stack)
-        store = open_store(project)
+        store = open_store(project, env=env)
         stack.callback(store.close)
         return apply_plan(
             plan,
@@ -192,29 +197,83 @@ class DriftEntry:
         return None if self.actual is None else self.actual - self.base
 
 
+@dataclass(frozen=True)
+class DriftReport:
+    """Drifted positions, the targets that could not be checked, and the size of what was checked
+    (so a threshold in percent has a denominator)."""
+
+    entries: list[DriftEntry]
+    unreadable: list[str]
+    checked_positions: int
+    applied_units: int  # sum of |B| over the checked positions
+
+    @property
+    def drift_units(self) -> int:
+        """Total absolute drift: |A - B| summed, so +5 here and -5 there is 10, not 0."""
+        return sum(abs(e.difference or 0) for e in self.entries)
+
+    @property
+    def drift_percent(self) -> float | None:
+        """Drift units as a percentage of the applied units; None when nothing was applied."""
+        return None if self.applied_units == 0 else 100.0 * self.drift_units / self.applied_units
+
+
+@dataclass(frozen=True)
+class DriftThreshold:
+    """When drift is worth an alert. Exceeding either limit is enough; no limit: any drift."""
+
+    units: int | None = None
+    percent: float | None = None
+
+    def exceeded_by(self, report: DriftReport) -> bool:
+        total = report.drift_units
+        if total == 0:
+            return False
+        if self.units is None and self.percent is None:
+            return True
+        if self.units is not None and total > self.units:
+            return True
+        if self.percent is None:
+            return False
+        # Drift where nothing was applied has no percentage; any drift then exceeds (conservative).
+        share = report.drift_percent
+        return share is None or share > self.percent
+
+    def describe(self) -> str:
+        parts = []
+        if self.units is not None:
+            parts.append(f"{self.units:,} units")
+        if self.percent is not None:
+            parts.append(f"{self.percent:g}% of the applied units")
+        return " or ".join(parts) if parts else "any drift"
+
+
 def drift_report(
     root: str | Path,
     *,
     only_targets: Iterable[str] | None = None,
     env: Mapping[str, str] | None = None,
     transports: Transports | None = None,
-) -> tuple[list[DriftEntry], list[str]]:
+) -> DriftReport:
     """Positions whose live stock differs from B, and the targets whose stock cannot be read."""
     project = load_project(root)
     targets = targets_in_scope(project, only_targets)
     with ExitStack() as stack:
         connectors = open_connectors(project, targets, env=env, transports=transports, stack=stack)
-        store = open_store(project)
+        store = open_store(project, env=env)
         stack.callback(store.close)
         base = store.load_base()
         actual = read_actual(connectors)
     entries: list[DriftEntry] = []
+    checked = applied = 0
     for (target, location, item), record in sorted(base.positions.items()):
         live = actual.get(target)
         if live is None or not live.readable:
             continue
+        checked += 1
+        applied += abs(record.quantity)
         now = live.positions.get((location, item), Record(0)).quantity
         if now != record.quantity:
             entries.append(DriftEntry(target, location, item, record.quantity, now))
     unreadable = sorted(n for n, a in actual.items() if not a.readable)
-    return entries, unreadable
+    return DriftReport(entries, unreadable, checked, applied)

@@ -202,3 +202,50 @@ def test_settings_become_the_live_ones_and_other_fields_are_kept(repo: Path) -> 
     assert section["TEE-M"] == 0 and section["TEE-S"] == {"quantity": 12, "low_stock_level": 3}
     assert section["CAP"] == {"quantity": 5, "protect": True}
     assert not plan_project(repo, only_targets=["zettle-main"], env=ENV).has_changes
+
+
+# --- the other readable targets: X-Series and the Lightspeed supplier feed ----------------------
+
+OTHER_READABLE = {
+    "xseries": ("outlet-1", {"A": "prod-a", "B": "prod-b", "C": "prod-c"},
+                [("prod-a", 7, {"reorder_point": 2, "reorder_amount": 10}), ("prod-b", 0, {}), ("prod-c", 4, {})]),
+    "lightspeed-supplier": ("warehouse", {"A": "item-a", "B": "item-b", "C": "item-c"},
+                            [("item-a", 7, {"tracking": True, "backordering": True}), ("item-b", 0, {}),
+                             ("item-c", 4, {"tracking": False})]),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(OTHER_READABLE))
+def test_import_then_plan_is_clean_for_every_readable_kind(kind: str, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.sandbox import simulator_class
+
+    monkeypatch.delenv("RECONCILER_STATE", raising=False)
+    location, ids, stock = OTHER_READABLE[kind]
+    fixtures = {"locations": [{"id": location}], "items": [{"id": vid} for vid in ids.values()],
+                "stock": [{"location": location, "item": vid, "quantity": q, **extra} for vid, q, extra in stock]}
+    sim = simulator_class(kind)(fixtures=fixtures)
+    env = {"TEST_TOKEN": sim.token}
+    with ServerThread(sim) as server:
+        (tmp_path / "stock").mkdir()
+        (tmp_path / "reconciler.yaml").write_text(textwrap.dedent(f"""\
+            version: 1
+            locations: {{main: {{}}}}
+            targets:
+              t:
+                kind: {kind}
+                url: {server.url}
+                credentials_env: TEST_TOKEN
+                locations: {{main: "{location}"}}
+            """))
+        catalog = {"items": {sku: {"ids": {"t": vid}} for sku, vid in ids.items()}}
+        (tmp_path / "stock" / "catalog.yaml").write_text(yaml.safe_dump(catalog))
+        _register()
+        result = CliRunner().invoke(cli, ["-C", str(tmp_path), "import", "--target", "t"], env=env,
+                                    catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        section = yaml.safe_load((tmp_path / "stock" / "main.yaml").read_text())["stock"]["t"]
+        assert section["A"] == {"quantity": 7, **stock[0][2]}
+        plan = plan_project(tmp_path, env=env)
+        assert not plan.has_changes, [(op.item, op.kind.value, op.reason) for op in plan.changes]
+    sim.close()

@@ -14,6 +14,7 @@ cannot be verified is marked in doubt for the user to settle with ``reconciler r
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import Counter
@@ -24,13 +25,35 @@ from typing import Callable, Mapping, Sequence
 from reconciler.apply._ops import JOURNALED_KINDS, base_updates, request_summary, resendable
 from reconciler.apply.report import ApplyReport, OpReport, ProgressEvent
 from reconciler.connectors.base import Connector, OpResult, Outcome, Verification
-from reconciler.errors import PlanError, ReconcilerError, StalePlanError, VendorError, VendorUnavailable
+from reconciler.errors import PlanError, ReconcilerError, StalePlanError, StateError, VendorError, VendorUnavailable
 from reconciler.model import OpKind, Operation, Plan
 from reconciler.state.base import JournalEntry, JournalStatus, LockInfo, StateStore
 from reconciler.state.base import Outcome as Written
 
 DEFAULT_LOCK_TTL_S = 900.0
+# How long after an apply's last sign of life (start, or the end of a batch) a lock it holds may
+# be taken over from another host, where its pid cannot be checked. Below a minute a single batch
+# waiting out a vendor's Retry-After could lose its lock mid-write.
+LOCK_TTL_ENV = "RECONCILER_LOCK_TTL"
+MIN_LOCK_TTL_S = 60.0
 Progress = Callable[[ProgressEvent], None]
+
+
+def lock_ttl_from_env(env: Mapping[str, str] | None = None) -> float:
+    """Seconds from $RECONCILER_LOCK_TTL, else DEFAULT_LOCK_TTL_S."""
+    raw = (os.environ if env is None else env).get(LOCK_TTL_ENV, "").strip()
+    if not raw:
+        return DEFAULT_LOCK_TTL_S
+    try:
+        ttl = float(raw)
+    except ValueError:
+        ttl = -1.0
+    if not MIN_LOCK_TTL_S <= ttl < float("inf"):
+        raise StateError(
+            f"{LOCK_TTL_ENV}={raw!r} is not a lock expiry reconciler can use",
+            hint=f"Give a number of seconds of at least {MIN_LOCK_TTL_S:.0f} (default {DEFAULT_LOCK_TTL_S:.0f}), or unset it.",
+        )
+    return ttl
 
 
 class _LockKeeper:
@@ -95,7 +118,7 @@ def apply_plan(
     holder: str,
     progress: Progress | None = None,
     targets: set[str] | None = None,
-    lock_ttl_s: float = DEFAULT_LOCK_TTL_S,
+    lock_ttl_s: float | None = None,
     parallel: bool = True,
 ) -> ApplyReport:
     """Apply ``plan`` once, or with ``targets`` only those targets' parts of it. Raises
@@ -107,6 +130,7 @@ def apply_plan(
     if targets is not None and not selected:
         return _nothing_for(plan, store, targets)
     parts = dict(Counter(op.target for op in journaled))
+    lock_ttl_s = lock_ttl_from_env() if lock_ttl_s is None else lock_ttl_s
     part_targets = sorted({op.target for op in selected})
     # Lock exactly the targets this run writes; an empty plan takes the whole-state lock.
     lock = store.acquire_lock(holder, lock_ttl_s, part_targets or None)

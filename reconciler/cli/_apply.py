@@ -25,7 +25,7 @@ def apply_progress(enabled: bool) -> Iterator[Callable[[Any], None] | None]:
         yield None
         return
     if not sys.stderr.isatty():
-        yield _line_progress
+        yield _LineProgress()
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -44,12 +44,25 @@ def apply_progress(enabled: bool) -> Iterator[Callable[[Any], None] | None]:
         yield update
 
 
-def _line_progress(event: Any) -> None:
-    problems = f", {event.failed} failed, {event.in_doubt} in doubt" if event.failed or event.in_doubt else ""
-    click.echo(
-        f"{event.target}: batch {event.batch}/{event.batches}, {event.ops_done}/{event.ops_total} operations{problems}",
-        err=True,
-    )
+class _LineProgress:
+    """One line per batch. Failures and doubts are counted per target so far, like the operations,
+    so the last line of a target says how it ended (events carry per-batch counts)."""
+
+    def __init__(self) -> None:
+        self._problems: dict[str, list[int]] = {}
+        self._mutex = threading.Lock()
+
+    def __call__(self, event: Any) -> None:
+        with self._mutex:
+            tally = self._problems.setdefault(event.target, [0, 0])
+            tally[0] += event.failed
+            tally[1] += event.in_doubt
+            failed, in_doubt = tally
+        problems = f", {failed} failed, {in_doubt} in doubt" if failed or in_doubt else ""
+        click.echo(
+            f"{event.target}: batch {event.batch}/{event.batches}, {event.ops_done}/{event.ops_total} operations{problems}",
+            err=True,
+        )
 
 
 def _confirm_or_refuse(auto_approve: bool) -> None:

@@ -100,15 +100,42 @@ def show_cmd(plan_file: str, fmt: str, color: bool | None) -> None:
 
 @cli.command("drift")
 @click.option("--target", "targets", multiple=True, help="Check only this target (repeatable).")
-@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
-@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when there is no drift, 2 when there is.")
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when there is no drift (or it is within the thresholds), 2 when there is.",
+)
+@click.option(
+    "--threshold-units",
+    type=click.IntRange(min=0),
+    default=None,
+    help="With --detailed-exitcode: exit 2 only when the total absolute drift exceeds N units.",
+)
+@click.option(
+    "--threshold-percent",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="With --detailed-exitcode: exit 2 only when the total absolute drift exceeds P% of the applied units.",
+)
 @click.pass_context
-def drift_cmd(ctx: click.Context, targets: tuple[str, ...], fmt: str, detailed_exitcode: bool) -> None:
-    """Report positions whose live stock differs from what was last applied."""
-    from reconciler.render.drift import render_drift
-    from reconciler.workflow import drift_report
+def drift_cmd(
+    ctx: click.Context,
+    targets: tuple[str, ...],
+    fmt: str,
+    detailed_exitcode: bool,
+    threshold_units: int | None,
+    threshold_percent: float | None,
+) -> None:
+    """Report positions whose live stock differs from what was last applied.
 
-    entries, unreadable = drift_report(ctx.obj["repo"], only_targets=targets or None)
-    click.echo(render_drift(entries, unreadable, fmt))
-    if detailed_exitcode and entries:
+    With both thresholds, exceeding either one is enough; with none, any drift counts.
+    """
+    from reconciler.render.drift import render_drift
+    from reconciler.workflow import DriftThreshold, drift_report
+
+    threshold = DriftThreshold(units=threshold_units, percent=threshold_percent)
+    report = drift_report(ctx.obj["repo"], only_targets=targets or None)
+    click.echo(render_drift(report, fmt, threshold))
+    if detailed_exitcode and threshold.exceeded_by(report):
         ctx.exit(2)

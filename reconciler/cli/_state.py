@@ -1,4 +1,5 @@
-"""``state lock``, ``unlock``, ``history`` and ``resolve``: look at and repair the state DB."""
+"""``state lock``, ``state migrate``, ``unlock``, ``history`` and ``resolve``: look at, move and
+repair the state (SQLite file or PostgreSQL schema)."""
 
 from __future__ import annotations
 
@@ -11,26 +12,30 @@ import click
 from reconciler.cli import cli
 from reconciler.errors import StateError
 
-_STATE_OPTION_HELP = "The state database (default: from reconciler.yaml; env RECONCILER_STATE)."
+_STATE_OPTION_HELP = (
+    "The state: a SQLite path, sqlite:///path or postgresql://user@host/db?schema=NAME "
+    "(default: state: in reconciler.yaml; env RECONCILER_STATE). ${VAR} is read from the environment."
+)
 
 
-def _state_path(ctx: click.Context, explicit: str | None) -> Path:
+def _location(ctx: click.Context, explicit: str | None) -> tuple[str, str, Path | None]:
+    """(URL or path, where it came from, folder relative paths are relative to)."""
     if explicit:
-        return Path(explicit)
+        return explicit, "--state", None
     if os.environ.get("RECONCILER_STATE"):
-        return Path(os.environ["RECONCILER_STATE"])
+        return os.environ["RECONCILER_STATE"], "$RECONCILER_STATE", None
     from reconciler.config import load_project  # the project says where its state lives
 
-    return Path(load_project((ctx.obj or {}).get("repo", ".")).state_path)
+    project = load_project((ctx.obj or {}).get("repo", "."))
+    location, origin = project.state_location
+    return location, origin, project.root
 
 
-def _open(ctx: click.Context, explicit: str | None) -> Any:
-    from reconciler.state import open_state_store
+def _open(ctx: click.Context, explicit: str | None, *, create: bool = False) -> Any:
+    from reconciler.state import open_state_store, parse_state_url
 
-    path = _state_path(ctx, explicit)
-    if not path.exists():
-        raise StateError(f"no state database at {path}", hint="Nothing has been planned or applied with this state yet.")
-    return open_state_store(path)
+    location, origin, root = _location(ctx, explicit)
+    return open_state_store(parse_state_url(location, root=root, env=os.environ, origin=origin), create=create)
 
 
 def _who() -> str:
@@ -57,11 +62,26 @@ def state_group() -> None:
 @_state_option
 @click.pass_context
 def state_lock(ctx: click.Context, state_file: str | None) -> None:
-    """Show who holds the apply lock."""
-    from reconciler.state.render import render_lock
+    """List the apply locks: one per running apply, naming its targets and holder."""
+    from reconciler.state.render import render_locks
 
     with _open(ctx, state_file) as store:
-        click.echo(render_lock(store.current_lock()))
+        click.echo(render_locks(store.locks(), store.describe()))
+
+
+@state_group.command("migrate")
+@click.option("--from", "source", required=True, help="The state to copy, e.g. sqlite:///path/state.db or a path.")
+@click.option("--to", "destination", required=True, help="Where to copy it, e.g. postgresql://user@host/db?schema=NAME.")
+@click.option("--force", is_flag=True, help="Replace a destination that already holds a state.")
+def state_migrate(source: str, destination: str, force: bool) -> None:
+    """Copy a whole state (lineage, serial, base, plans, runs, journal) and verify the copy."""
+    from reconciler.state import open_state_store, parse_state_url
+    from reconciler.state.migrate import migrate_state, render_migration
+
+    src_url = parse_state_url(source, env=os.environ, origin="--from")
+    dst_url = parse_state_url(destination, env=os.environ, origin="--to")
+    with open_state_store(src_url, create=False) as src, open_state_store(dst_url, create=True) as dst:
+        click.echo(render_migration(migrate_state(src, dst, holder=_who(), force=force)))
 
 
 @cli.command()
@@ -69,12 +89,15 @@ def state_lock(ctx: click.Context, state_file: str | None) -> None:
 @_state_option
 @click.pass_context
 def unlock(ctx: click.Context, lock_id: str, state_file: str | None) -> None:
-    """Remove the apply lock LOCK_ID (only when its apply is dead)."""
+    """Remove the apply lock LOCK_ID (only when its apply is dead or stuck).
+
+    On PostgreSQL this ends the holder's lock connection, which releases the lock; that apply
+    stops before its next batch."""
     with _open(ctx, state_file) as store:
-        current = store.current_lock()
+        held = store.locks()
         if not store.release_lock(lock_id):
-            held = f"; the lock now is {current.id} held by {current.holder}" if current else "; no lock is held"
-            raise StateError(f"no apply lock with id {lock_id}{held}", hint="See `reconciler state lock`.")
+            now = "; locks held now: " + ", ".join(f"{lock.id} by {lock.holder}" for lock in held) if held else "; no lock is held"
+            raise StateError(f"no apply lock with id {lock_id}{now}", hint="See `reconciler state lock`.")
         click.echo(f"Removed lock {lock_id}.")
 
 
@@ -94,7 +117,7 @@ def history(ctx: click.Context, run_id: str | None, limit: int, state_file: str 
         run = store.run(run_id)
         if run is None:
             raise StateError(f"no run {run_id} in the state history", hint="`reconciler history` lists the runs.")
-        click.echo(render_run(run, store.journal(run.plan_id).values()))
+        click.echo(render_run(run, store.journal(run.plan_id).values(), store.plan_parts(run.plan_id)))
 
 
 @cli.command()

@@ -215,6 +215,8 @@ def parse_careful(text: str, rel: str) -> tuple[Any, list[Problem]]:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         return None, [_syntax_problem(exc, rel, text)]
+    except yaml.reader.ReaderError as exc:
+        return None, [_reader_problem(exc, rel, text)]
     except yaml.YAMLError as exc:
         return None, [Problem(f"YAML syntax error: {exc}", rel, None, _SYNTAX_HINT)]
     finally:
@@ -376,6 +378,16 @@ def _simple_scalar(value: str) -> Any:
 
 
 _SYNTAX_HINT = "Fix the YAML at this line: check the indentation, colons and quotes."
+
+
+def _reader_problem(exc: yaml.reader.ReaderError, rel: str, text: str) -> Problem:
+    """A character YAML refuses (control characters): say which and where, since most editors
+    do not show it. libyaml counts ``position`` in UTF-8 bytes, the pure-Python reader in characters."""
+    before = text.encode("utf-8")[: exc.position] if _BaseLoader is not yaml.SafeLoader else text[: exc.position]
+    line = before.count(b"\n" if isinstance(before, bytes) else "\n") + 1
+    char = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "?")
+    return Problem(f"YAML syntax error: the character U+{char:04X} is not allowed in YAML ({exc.reason})", rel, line,
+                   "Remove it: it is usually invisible in an editor; retype the line if you cannot see it.")
 
 
 def _syntax_problem(exc: yaml.MarkedYAMLError, rel: str, text: str) -> Problem:

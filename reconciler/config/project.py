@@ -46,11 +46,24 @@ class Project:
         return self.desired.digest
 
     @property
-    def state_path(self) -> Path:
-        """$RECONCILER_STATE, else ``state:`` in reconciler.yaml, else .reconciler/state.db;
-        relative paths are relative to the repository root."""
-        path = Path(os.environ.get(STATE_ENV) or self.config.state or DEFAULT_STATE)
-        return path if path.is_absolute() else self.root / path
+    def state_location(self) -> tuple[str, str]:
+        """(state URL or path as written, where it came from): $RECONCILER_STATE, else ``state:``
+        in reconciler.yaml, else .reconciler/state.db. ``${VAR}`` references are left for
+        :func:`reconciler.state.open_state_store` to resolve; never print this unredacted."""
+        if os.environ.get(STATE_ENV):
+            return os.environ[STATE_ENV], f"${STATE_ENV}"
+        if self.config.state:
+            return self.config.state, f"{CONFIG_FILE} state:"
+        return DEFAULT_STATE, "the default state location"
+
+    @property
+    def state_path(self) -> Path | None:
+        """The SQLite file of the state (relative paths: relative to the repository root), or
+        None when the state is not a file (postgresql://)."""
+        from reconciler.state.url import parse_state_url
+
+        url = parse_state_url(self.state_location[0], root=self.root, env={})
+        return url.path if url.kind == "sqlite" else None
 
     @property
     def protected_items(self) -> frozenset[str]:

@@ -7,6 +7,7 @@ positions, are checked by hand in ``_stock.py``.
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from typing import Any, Literal, Mapping
@@ -74,6 +75,19 @@ class RepoConfig(_Strict):
     locations: dict[str, LocationConfig]
     targets: dict[str, TargetConfig]
 
+    @field_validator("state")
+    @classmethod
+    def _state_url(cls, value: str | None) -> str | None:
+        # reconciler.yaml lives in git: a literal password there would be a secret in git.
+        if value and "://" in value:
+            scheme, rest = value.split("://", 1)
+            if scheme.lower() not in ("sqlite", "postgresql", "postgres"):
+                raise ValueError(f"unknown state URL scheme {scheme!r}: use a path, sqlite:///path or postgresql://user@host/db")
+            userinfo = rest.split("/", 1)[0].rpartition("@")[0]
+            if ":" in userinfo and not userinfo.split(":", 1)[1].startswith("${"):
+                raise ValueError("the state URL holds a password; write ${ENV_VAR} in its place (or use PGPASSWORD)")
+        return value
+
     @field_validator("defaults", "guards", mode="before")
     @classmethod
     def _null_section(cls, value: Any) -> Any:
@@ -113,6 +127,8 @@ def _problem(err: Mapping[str, Any], data: Any, file: str) -> Problem:
         return Problem(f"missing required field {where!r}", file, line,
                        f"Add {loc[-1]}: to {'.'.join(map(str, loc[:-1])) or 'the top level'}; see docs/configuration.md.")
     value = err.get("input")
+    if loc == ("state",) and isinstance(value, str):
+        value = re.sub(r"(://[^:/@?#]*:)[^@/?#]*@", r"\1***@", value)  # never echo a password
     shown = "nothing" if value is None else repr(value) if not isinstance(value, Mapping) else "a mapping"
     hint = "Fix the value; see docs/configuration.md for every field and its type."
     if kind == "string_type" and isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -55,7 +55,9 @@ class RetryPolicy:
 
 def is_loopback(host: str) -> bool:
     host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    # Only "localhost" itself: a name like x.localhost may be sent to DNS by some resolvers
+    # (RFC 6761 only asks them not to), so it is not trusted to stay on this machine.
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -69,7 +71,7 @@ def require_secure(url: str | httpx.URL, target: str) -> None:
         return
     raise InsecureTransportError(
         f"target {target!r}: refusing {parsed.scheme}://{parsed.host}: only https is allowed (plain http only to loopback)",
-        hint="Use an https:// base_url in reconciler.yaml.",
+        hint="Use an https:// url for this target in reconciler.yaml (plain http is only for 127.0.0.1/localhost sandboxes).",
     )
 
 

@@ -8,7 +8,12 @@ Locations and items are the canonical names; no id mapping is needed.
 Options (``ctx.options``): path (required), readable, absolute, delta, native_move, delete,
 verifiable (bools, default true except verifiable), max_batch (default 10), settings (list of
 setting names), delay_s / delay_after_s (sleep before / after each batch's write), fail_items (items whose batch is rejected with a
-422), drop_items (the batch is applied, then the connection "drops").
+422), fail_file (a text file of such items, one a line, read at every batch: a fault the test can
+clear between two runs of one plan without touching reconciler.yaml, whose digest the plan holds),
+drop_items (the batch is applied, then the connection "drops").
+
+Every batch received is logged in ``requests`` before anything else happens, rejected or not,
+so a test can prove that a refused apply sent nothing at all.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ CREATE TABLE IF NOT EXISTS stock (
     settings TEXT NOT NULL DEFAULT '{}', PRIMARY KEY (location, item));
 CREATE TABLE IF NOT EXISTS ops (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, op_id TEXT NOT NULL, kind TEXT NOT NULL, applied_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS requests (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, op_ids TEXT NOT NULL, received_at REAL NOT NULL);
 """
 
 
@@ -74,6 +81,7 @@ class MemoryConnector(Connector):
         self._delay = float(ctx.options.get("delay_s", 0))
         self._delay_after = float(ctx.options.get("delay_after_s", 0))
         self._fail = set(ctx.options.get("fail_items", ()))
+        self._fail_file = ctx.options.get("fail_file")
         self._drop = set(ctx.options.get("drop_items", ()))
 
     # --- reading --------------------------------------------------------------------------------
@@ -88,9 +96,11 @@ class MemoryConnector(Connector):
 
     # --- writing --------------------------------------------------------------------------------
     def execute(self, batch: Sequence[Operation]) -> list[OpResult]:
+        self._conn.execute("INSERT INTO requests (op_ids, received_at) VALUES (?, ?)",
+                           [json.dumps([op.id for op in batch]), time.time()])
         if self._delay:
             time.sleep(self._delay)
-        rejected = sorted({op.item for op in batch} & self._fail)
+        rejected = sorted({op.item for op in batch} & (self._fail | self._failing_now()))
         if rejected:
             body = json.dumps({"error": "unknown_item", "message": f"Item {rejected[0]} does not exist in this store"})
             raise VendorRejected(f"POST /stock was rejected with HTTP 422: {body}", status=422, body=body)
@@ -106,6 +116,18 @@ class MemoryConnector(Connector):
         if {op.item for op in batch} & self._drop:
             raise VendorUnavailable("POST /stock: connection dropped after the request was sent", in_doubt=True)
         return results
+
+    def _failing_now(self) -> set[str]:
+        if not self._fail_file:
+            return set()
+        try:
+            with open(self._fail_file, encoding="utf-8") as fh:
+                return {line.strip() for line in fh if line.strip()}
+        except FileNotFoundError:
+            return set()
+
+    def requests_received(self) -> int:
+        return int(self._conn.execute("SELECT count(*) FROM requests").fetchone()[0])
 
     def _apply(self, op: Operation) -> OpResult:
         after: dict[str, int] = {}

@@ -29,7 +29,7 @@ from reconciler.connectors._http import RetryPolicy, VendorHTTP
 from reconciler.connectors._xseries_consignments import ConsignmentWriter
 from reconciler.connectors.base import Connector, OpResult, Outcome, TargetContext, Verification
 from reconciler.errors import ConfigError, NotSupported, Problem, VendorRejected
-from reconciler.model import Capabilities, OpKind, Operation, Record, Settings
+from reconciler.model import NO_SETTINGS, Capabilities, OpKind, Operation, Record, Settings
 
 DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 10_000  # govend: every 2.0 endpoint except sales caps pages at 10,000
@@ -285,7 +285,9 @@ def _setting(value: Any) -> int | None:
 
 
 def _record(rec: Mapping[str, Any]) -> Record:
-    settings = Settings(reorder_point=_setting(rec.get("reorder_point")), reorder_amount=_setting(rec.get("reorder_amount")))
+    point, amount = _setting(rec.get("reorder_point")), _setting(rec.get("reorder_amount"))
+    # Most records set neither: share the one empty Settings (a read holds up to a million).
+    settings = NO_SETTINGS if point is None and amount is None else Settings(reorder_point=point, reorder_amount=amount)
     return Record(_quantity(rec), settings)
 
 

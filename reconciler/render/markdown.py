@@ -13,6 +13,7 @@ from reconciler.render._summary import NOUNS, Summary, describe_legs, summarize,
 MARKER = "<!-- reconciler-plan -->"
 GITHUB_COMMENT_LIMIT = 65_536
 _MAX_SUMMARY_ROWS = 200
+_MAX_WARNINGS = 50
 _SUMMARY_KINDS = (OpKind.RESET, OpKind.ADJUST, OpKind.MOVE, OpKind.DELETE, OpKind.RELEASE, OpKind.SETTINGS)
 _CLOSE = "\n</details>\n"
 # Room kept for the closing tag and the "not shown" note, which must always fit.
@@ -47,7 +48,7 @@ class _Budget:
 
 def _header(plan: Plan, summary: Summary) -> str:
     commit = plan.git_commit[:12] if plan.git_commit else "no commit"
-    dirty = " (uncommitted changes)" if plan.git_dirty else ""
+    dirty = " plus uncommitted changes" if plan.git_dirty else ""
     head, tail = verdict_parts(summary)
     return (
         f"{MARKER}\n**Plan: {head}**{tail}\n\n"
@@ -87,18 +88,27 @@ def _add_summary(out: _Budget, summary: Summary) -> None:
     out.add("\n")
 
 
+DIRTY_NOTE = (
+    "made from a working tree with uncommitted changes to the desired files: "
+    "`reconciler apply` refuses it without --allow-dirty"
+)
+
+
 def _add_warnings(out: _Budget, plan: Plan) -> None:
-    notes = [*plan.warnings]
+    # Ours first: the plan's own warnings may be many, and the list is capped.
+    notes = [f"This plan was {DIRTY_NOTE}"] if plan.git_dirty else []
     overridden = sum(1 for op in plan.operations if op.overridden_guards)
     if overridden:
         ops = "operation carries" if overridden == 1 else "operations carry"
         notes.append(f"{overridden:,} {ops} overridden guards (marked \u26a0 below)")
+    notes += plan.warnings
     if not notes:
         return
     out.add("**Warnings**\n\n", reserve=_RESERVE * 2)
     for i, note in enumerate(notes):
         line = f"- \u26a0\ufe0f {_cell(note)}\n"
-        if not out.add(line, reserve=_RESERVE * 2):
+        # Capped so that thousands of warnings cannot push the summary table out of the comment.
+        if i == _MAX_WARNINGS or not out.add(line, reserve=_RESERVE * 2):
             out.add(f"- \u2026 {len(notes) - i:,} more warnings; see the saved plan\n", reserve=_RESERVE)
             break
     out.add("\n")
@@ -131,14 +141,15 @@ def _add_details(out: _Budget, plan: Plan) -> None:
 
 
 def render_markdown(plan: Plan, limit: int = GITHUB_COMMENT_LIMIT) -> str:
-    """A PR comment: marker, verdict, per-location summary, warnings, folded operations."""
+    """A PR comment: marker, verdict, warnings, per-location summary, folded operations."""
     if limit < 2 * _RESERVE:
         raise ValueError(f"limit must be at least {2 * _RESERVE} characters")
     summary = summarize(plan)
     out = _Budget(limit)
     head = _header(plan, summary)
     out.add(head[: limit - _RESERVE])
-    _add_summary(out, summary)
+    # Warnings before the table: a reviewer must see them even when the table is long.
     _add_warnings(out, plan)
+    _add_summary(out, summary)
     _add_details(out, plan)
     return out.text()

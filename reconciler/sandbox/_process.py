@@ -307,16 +307,24 @@ def is_sandbox_process(pid: int) -> bool:
 
 def stop_process(pid: int, timeout: float = 10.0) -> bool:
     """SIGTERM a sandbox process and wait for it; SIGKILL if it lingers. False if it was not running."""
-    if not is_sandbox_process(pid):
-        return False
-    os.kill(pid, signal.SIGTERM)
+    return stop_processes([pid], timeout)[pid]
+
+
+def stop_processes(pids: list[int], timeout: float = 10.0) -> dict[int, bool]:
+    """SIGTERM every sandbox process first, then wait for all (they shut down in parallel);
+    SIGKILL what lingers past ``timeout``. pid -> whether it was running."""
+    running = {pid: is_sandbox_process(pid) for pid in pids}
+    waiting = [pid for pid, alive in running.items() if alive]
+    for pid in waiting:
+        os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return True
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
-    return True
+    while waiting and time.monotonic() < deadline:
+        waiting = [pid for pid in waiting if _alive(pid)]
+        if waiting:
+            time.sleep(0.05)
+    for pid in waiting:
+        os.kill(pid, signal.SIGKILL)
+    return running
 
 
 def _alive(pid: int) -> bool:
@@ -454,10 +462,11 @@ def sandboxes_down(root: str | Path, *, reset: bool = False) -> list[tuple[str, 
     """Stop every sandbox with a pid file and remove the pid files; ``reset`` also deletes their state."""
     folder = Path(root) / SANDBOX_DIR
     report: list[tuple[str, str]] = []
-    for record, _ in sandbox_records(root):
-        stopped = stop_process(record.pid)
+    records = [record for record, _ in sandbox_records(root)]
+    stopped = stop_processes([record.pid for record in records])
+    for record in records:
         (folder / f"{record.target}.pid").unlink(missing_ok=True)
-        report.append((record.target, f"stopped (pid {record.pid})" if stopped else "was not running"))
+        report.append((record.target, f"stopped (pid {record.pid})" if stopped[record.pid] else "was not running"))
     if reset and folder.is_dir():
         for path in folder.iterdir():
             if path.suffix in {".db", ".json", ".log"} or path.name.endswith((".db-wal", ".db-shm")):

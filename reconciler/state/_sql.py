@@ -441,7 +441,7 @@ def lock_held(lock: LockInfo, where: str) -> LockHeld:
     until = f", expiring {lock.expires_at}" if lock.expires_at else ", held while its connection lives"
     return LockHeld(
         f"another apply holds the state lock on {scope} in {where}: {lock.holder} (host {lock.host}, pid {lock.pid}) "
-        f"since {lock.acquired_at}{until}",
+        f"since {lock.acquired_at}{until}.",
         hint=f"Wait for it to finish. If it is dead or stuck, remove it with `reconciler unlock {lock.id}`.",
     )
 

@@ -126,7 +126,7 @@ class PostgresStateStore(SQLStateStore):
             cur.executemany(sql.replace("?", "%s"), rows)
 
     def _open(self, create: bool) -> None:
-        exists = self._one("SELECT to_regclass(%s)".replace("%s", "?"), [f'"{self.schema}".schema_version'])[0]
+        exists = self._one("SELECT to_regclass(?)", [f'"{self.schema}".schema_version'])[0]
         if not exists and not create:
             raise StateError(f"no reconciler state in schema {self.schema} of {self.describe()}",
                              hint="Nothing has been planned or applied with this state yet; check the URL's ?schema=.")

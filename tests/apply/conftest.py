@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent.parent))
+from pg_server import pg_schema_url, pg_url  # noqa: E402,F401  (fixtures)
 from applykit import connector, initial_stock, make_plan, reset
 
 from reconciler.apply import apply_plan

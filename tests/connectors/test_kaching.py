@@ -331,3 +331,15 @@ def test_e2e_prune_deletes(tmp_path: Path, sandbox: SandboxProcess, monkeypatch:
     assert apply_saved_plan(repo, plan, env=E2E_ENV).ok
     assert ("store-cph", "cap") not in live_stock(sandbox)
     assert not plan_project(repo, env=E2E_ENV).has_changes
+
+
+def test_retries_429_and_5xx_then_applies(sim: KachingSimulator, conn: KachingConnector) -> None:
+    from reconciler.connectors._http import RetryPolicy
+
+    sim.faults.update({"rate_429": 0.3, "rate_5xx": 0.3, "retry_after_s": 0, "seed": 3})
+    conn.http.retry = RetryPolicy(max_attempts=30, base=0.0, max_wait=0.0, jitter=0.0)
+    results = [r for n in range(4) for r in conn.execute([op(OpKind.RESET, "TEE-S", leg("cph", expected=20 + n),
+                                                               op_id=f"r{n}")])]
+    assert [r.outcome for r in results] == [Outcome.APPLIED] * 4
+    assert sim.request_counts["POST /imports/stock"] > 4  # some answers were 429/5xx and were retried
+    assert stock(sim)[("store-cph", "tee/s")] == 23

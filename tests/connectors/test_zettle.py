@@ -388,3 +388,16 @@ def test_e2e_prune_deletes_and_settings(tmp_path: Path, sandbox: SandboxProcess,
     rows = {r["item"]["variant"]: r for r in httpx.get(sandbox.url + "/_sandbox/stock").json()["stock"]}
     assert rows[V4]["tracked"] is False and rows[V2]["low_stock_level"] == 2
     assert not plan_project(repo, env=E2E_ENV).has_changes
+
+
+def test_retries_429_and_5xx_then_applies_once(sim: ZettleSimulator, conn: ZettleConnector) -> None:
+    from reconciler.connectors._http import RetryPolicy
+
+    sim.faults.update({"rate_429": 0.3, "rate_5xx": 0.3, "seed": 3})
+    conn.http.retry = RetryPolicy(max_attempts=30, base=0.0, max_wait=0.0, jitter=0.0)
+    results = [r for n in range(4) for r in conn.execute([op(OpKind.RESET, "TEE-M", expected=6 + n, op_id=f"r{n}")])]
+    assert [r.outcome for r in results] == [Outcome.APPLIED] * 4 and stock(sim)[V2]["quantity"] == 9
+    counts = sim.request_counts
+    assert sum(v for k, v in counts.items() if k.startswith("POST")) > 4  # some were refused and retried
+    # an injected 429/5xx is refused before the handler runs, so each reset landed once: 4 -> 6, 7, 8, 9
+    assert [m["change"] for m in sim.movements()[-4:]] == [2, 1, 1, 1]

@@ -86,7 +86,7 @@ def test_the_fast_path_builds_exactly_what_the_careful_parse_builds(lines: list[
     assert _shape(fast) == _shape(careful)
 
 
-@settings(max_examples=40, deadline=None, derandomize=True)
+@settings(FUZZ, max_examples=40)
 @given(rel=st.sampled_from(FILES), data=st.data())
 def test_the_cli_exits_0_or_1_and_never_shows_a_traceback(rel: str, data: st.DataObject) -> None:
     broken = data.draw(mutated(ORIGINAL[rel]), label="file")
@@ -103,7 +103,7 @@ def test_the_mutations_do_break_files() -> None:
     """The control: the strategies above produce broken repositories, not only harmless edits."""
     broken = 0
 
-    @settings(max_examples=60, deadline=None, derandomize=True)
+    @settings(FUZZ, max_examples=60)
     @given(data=st.data())
     def count(data: st.DataObject) -> None:
         nonlocal broken

@@ -30,13 +30,14 @@ class Size:
     min_ops: int  # operations every campaign plan must hold
     kills: int  # SIGKILLs per vendor
     latency_ms: float
+    storms: int  # 429 storms, 5xx bursts and dropped writes (each) per vendor, at most
     sale_rate: float  # units per second sold while the sales test applies
     seed: int = 2026
 
 
 SIZES = {
-    "ci": Size("ci", scale=1, min_ops=200, kills=20, latency_ms=2, sale_rate=40),
-    "large": Size("large", scale=5, min_ops=1000, kills=100, latency_ms=5, sale_rate=80),
+    "ci": Size("ci", scale=1, min_ops=200, kills=20, latency_ms=2, storms=2, sale_rate=40),
+    "large": Size("large", scale=5, min_ops=1000, kills=100, latency_ms=5, storms=30, sale_rate=80),
 }
 
 
@@ -59,6 +60,7 @@ class Figures:
     units_lost: int = 0
     units_doubled: int = 0
     units_sold: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)  # apply time per phase
 
 
 # --- desired states ----------------------------------------------------------------------------
@@ -88,7 +90,12 @@ def _draw(rng: random.Random, shop: Shop, prev: Mapping[Position, int], moves: b
     new, ops = dict(prev), 0
     for sku in shop.skus:
         present = [loc for loc in shop.locations if (loc, sku) in new]
+        absent = [loc for loc in shop.locations if (loc, sku) not in new]
         roll = rng.random()
+        if not present or (absent and roll > 0.96):
+            new[(rng.choice(absent), sku)] = rng.randint(0, 30)  # adopted: a reset
+            ops += 1
+            continue
         if moves and len(present) >= 2 and roll < 0.4:
             src, dst = rng.sample(present, 2)
             if new[(src, sku)] > 0:
@@ -97,8 +104,9 @@ def _draw(rng: random.Random, shop: Shop, prev: Mapping[Position, int], moves: b
                 new[(dst, sku)] += units
                 ops += 1
                 continue
-        if roll < 0.9:
-            sign = rng.choice((1, -1))
+        if roll < 0.94:
+            # down only where every position has a unit to take away, so no leg flips direction
+            sign = rng.choice((1, -1)) if all(new[(loc, sku)] > 0 for loc in present) else 1
             for loc in present:
                 if len(present) > 1 and rng.random() < 0.15:
                     continue
@@ -106,13 +114,8 @@ def _draw(rng: random.Random, shop: Shop, prev: Mapping[Position, int], moves: b
                 new[(loc, sku)] += sign * delta  # 0 (nothing to take away) leaves it alone
                 ops += delta > 0
             continue
-        absent = [loc for loc in shop.locations if (loc, sku) not in new]
-        if absent and roll < 0.95:
-            new[(rng.choice(absent), sku)] = rng.randint(0, 30)  # adopted: a reset
-            ops += 1
-        elif present:
-            del new[(rng.choice(present), sku)]  # released: state forgets it, the vendor is untouched
-            ops += 1
+        del new[(rng.choice(present), sku)]  # released: state forgets it, the vendor is untouched
+        ops += 1
     return new, ops
 
 
@@ -168,19 +171,25 @@ class StatusCounter(logging.Handler):
 
 
 class Driver:
-    """A background thread that flips the sandbox's fault switches at seeded random moments."""
+    """A background thread that flips the sandbox's fault switches at seeded random moments,
+    at most ``limit`` times (so the campaign's time stays bounded). ``prime`` runs before the
+    apply starts, so even a vendor that takes the whole plan in one request meets the fault."""
 
-    def __init__(self, shop: Shop, rng: random.Random, step: Callable[[Driver], None]) -> None:
-        self.shop, self.rng, self.step = shop, rng, step
+    def __init__(self, shop: Shop, rng: random.Random, step: Callable[[Driver], None], limit: int,
+                 prime: Callable[[Driver], None] | None = None) -> None:
+        self.shop, self.rng, self.step, self.limit, self.prime = shop, rng, step, limit, prime
         self.stop = threading.Event()
         self.count = 0
+        self.armed = False
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        while not self.stop.is_set():
+        while not self.stop.is_set() and (self.armed or self.count < self.limit):
             self.step(self)
 
     def __enter__(self) -> Driver:
+        if self.prime is not None:
+            self.prime(self)
         self._thread.start()
         return self
 
@@ -189,35 +198,55 @@ class Driver:
         self._thread.join(timeout=30)
 
 
-def storm(switch: str, rate: float, retry_after: Callable[[Driver], int] | None = None) -> Callable[[Driver], None]:
-    """Bursts: ``switch`` at ``rate`` for 50-300 ms, then off for 50-400 ms."""
+def storm(switch: str, **extra: Any) -> dict[str, Callable[[Driver], None]]:
+    """Bursts: every vendor request answered by ``switch`` for 0.2-0.8 s, then calm for 0.2-1.0 s;
+    the first burst starts with the apply."""
+
+    def on(d: Driver) -> None:
+        d.shop.faults(**{switch: 1.0}, **extra)
+        d.count += 1
+        d.armed = True
 
     def step(d: Driver) -> None:
-        on: dict[str, Any] = {switch: rate}
-        if retry_after is not None:
-            on["retry_after_s"] = retry_after(d)
-        d.shop.faults(**on)
-        d.count += 1
-        d.stop.wait(d.rng.uniform(0.05, 0.3))
-        d.shop.faults(**{switch: 0})
-        d.stop.wait(d.rng.uniform(0.05, 0.4))
+        if d.armed:
+            time.sleep(d.rng.uniform(0.2, 0.8))
+            d.shop.faults(**{switch: 0})
+            d.armed = False
+            return
+        d.stop.wait(d.rng.uniform(0.2, 1.0))
+        if not d.stop.is_set():
+            on(d)
 
-    return step
+    return {"step": step, "prime": on}
 
 
-def drop_one_write(d: Driver) -> None:
-    """Arm one dropped-after-commit write at a random moment and count it once the sandbox used it."""
-    d.stop.wait(d.rng.uniform(0.0, 0.15))
-    if d.stop.is_set():
-        return
-    d.shop.faults(drop_next_writes=1)
-    while not d.stop.is_set():
+def drops() -> dict[str, Callable[[Driver], None]]:
+    """One write at a time is committed and then its connection cut: the first with the apply's
+    first write, the next ones at random moments; each is counted once the sandbox used it."""
+
+    def arm(d: Driver) -> None:
+        d.shop.faults(drop_next_writes=1)
+        d.armed = True
+
+    def step(d: Driver) -> None:
+        if not d.armed:
+            d.stop.wait(d.rng.uniform(0.0, 0.3))
+            if not d.stop.is_set():
+                arm(d)
+            return
         if d.shop.control("GET", "faults")["drop_next_writes"] == 0:
             d.count += 1
-            return
-        d.stop.wait(0.01)
-    if d.shop.control("GET", "faults")["drop_next_writes"] == 0:
-        d.count += 1  # used by the last write before the stop
+            d.armed = False
+        else:
+            d.stop.wait(0.01)
+
+    return {"step": step, "prime": arm}
+
+
+def disarm(d: Driver) -> None:
+    """After the apply: count an armed drop the last write used, and take back an unused one."""
+    if d.armed and d.shop.control("GET", "faults")["drop_next_writes"] == 0:
+        d.count += 1
     d.shop.faults(drop_next_writes=0)
 
 

@@ -69,7 +69,7 @@ class VendorSpec:
 
 
 SPECS = {
-    "xseries": VendorSpec("xseries", 3, 100, moves=True, readable=True, verifiable=True,
+    "xseries": VendorSpec("xseries", 3, 140, moves=True, readable=True, verifiable=True,
                           sandbox_options={"rate_budget": "100000000"}),
     "lightspeed-supplier": VendorSpec("lightspeed-supplier", 1, 240, moves=False, readable=True, verifiable=False),
     "zettle": VendorSpec("zettle", 1, 240, moves=False, readable=True, verifiable=False,
@@ -77,7 +77,7 @@ SPECS = {
     "kaching": VendorSpec("kaching", 3, 120, moves=True, readable=False, verifiable=False,
                           sandbox_options={"account": "acct", "integration": "queue", "delay": "0.01"},
                           target_options={"account": "acct", "integration": "queue"}),
-    "runfree": VendorSpec("runfree", 2, 125, moves=False, readable=False, verifiable=False),
+    "runfree": VendorSpec("runfree", 2, 140, moves=False, readable=False, verifiable=False),
 }
 
 

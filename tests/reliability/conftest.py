@@ -61,7 +61,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     total = Figures("total")
     for fig in _FIGURES:
         for name, value in asdict(fig).items():
-            if isinstance(value, int):
+            if isinstance(value, int) and not isinstance(value, bool):
                 setattr(total, name, getattr(total, name) + value)
         total.faults.update(fig.faults)
     rows = [_row(f) for f in _FIGURES] + [_row(total)]
