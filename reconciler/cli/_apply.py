@@ -70,7 +70,7 @@ def _confirm_or_refuse(auto_approve: bool) -> None:
         return
     if not sys.stdin.isatty():
         raise PlanError(
-            "refusing to apply an unsaved plan without confirmation: standard input is not a terminal",
+            "refusing to apply an unsaved plan without confirmation: standard input is not a terminal.",
             hint="Review the plan above and pass --auto-approve, or save it with `reconciler plan --out FILE` "
             "and apply that file.",
         )
@@ -114,11 +114,12 @@ def apply_cmd(
     overrides = guard_overrides(kwargs)
     if plan_file:
         if overrides:
-            raise PlanError("guard flags apply when planning, not to a saved plan", hint="Pass them to `reconciler plan`.")
+            raise PlanError("guard flags apply when planning, not to a saved plan.", hint="Pass them to `reconciler plan`.")
         plan = load_plan(plan_file)
     else:
         plan = plan_project(ctx.obj["repo"], only_targets=targets or None, guard_overrides=overrides, progress=stderr_progress)
-        click.echo(render(plan, "text", color=use_color(color)))
+        # color= as well: click.echo strips ANSI codes from a non-terminal unless told otherwise
+        click.echo(render(plan, "text", color=use_color(color)), color=use_color(color))
         if not plan.has_changes:
             return
         _confirm_or_refuse(auto_approve)
@@ -128,6 +129,6 @@ def apply_cmd(
         )
     click.echo(render_apply_summary(report))
     if report.outcome == "in_doubt":
-        raise InDoubt("some operations are in doubt", hint="Check them with the vendor and settle each with `reconciler resolve`.")
+        raise InDoubt("some operations are in doubt.", hint="Check them with the vendor and settle each with `reconciler resolve`.")
     if report.outcome == "failed":
-        raise ApplyIncomplete("some operations failed", hint="Fix the cause shown above and run the same apply again; it resumes.")
+        raise ApplyIncomplete("some operations failed.", hint="Fix the cause shown above and run the same apply again; it resumes.")

@@ -8,9 +8,9 @@ Locations and items are the canonical names; no id mapping is needed.
 Options (``ctx.options``): path (required), readable, absolute, delta, native_move, delete,
 verifiable (bools, default true except verifiable), max_batch (default 10), settings (list of
 setting names), delay_s / delay_after_s (sleep before / after each batch's write), fail_items (items whose batch is rejected with a
-422), fail_file (a text file of such items, one a line, read at every batch: a fault the test can
-clear between two runs of one plan without touching reconciler.yaml, whose digest the plan holds),
-drop_items (the batch is applied, then the connection "drops").
+422), faults_file (a JSON file ``{"fail_items": [...], "delay_s": N}`` read at every batch: faults
+a test can change while a plan is applied, or between two runs of one plan, without touching
+reconciler.yaml, whose digest the plan holds), drop_items (the batch is applied, then the connection "drops").
 
 Every batch received is logged in ``requests`` before anything else happens, rejected or not,
 so a test can prove that a refused apply sent nothing at all.
@@ -81,7 +81,7 @@ class MemoryConnector(Connector):
         self._delay = float(ctx.options.get("delay_s", 0))
         self._delay_after = float(ctx.options.get("delay_after_s", 0))
         self._fail = set(ctx.options.get("fail_items", ()))
-        self._fail_file = ctx.options.get("fail_file")
+        self._faults_file = ctx.options.get("faults_file")
         self._drop = set(ctx.options.get("drop_items", ()))
 
     # --- reading --------------------------------------------------------------------------------
@@ -98,9 +98,11 @@ class MemoryConnector(Connector):
     def execute(self, batch: Sequence[Operation]) -> list[OpResult]:
         self._conn.execute("INSERT INTO requests (op_ids, received_at) VALUES (?, ?)",
                            [json.dumps([op.id for op in batch]), time.time()])
-        if self._delay:
-            time.sleep(self._delay)
-        rejected = sorted({op.item for op in batch} & (self._fail | self._failing_now()))
+        faults = self._faults_now()
+        delay = float(faults.get("delay_s", self._delay))
+        if delay:
+            time.sleep(delay)
+        rejected = sorted({op.item for op in batch} & (self._fail | set(faults.get("fail_items", ()))))
         if rejected:
             body = json.dumps({"error": "unknown_item", "message": f"Item {rejected[0]} does not exist in this store"})
             raise VendorRejected(f"POST /stock was rejected with HTTP 422: {body}", status=422, body=body)
@@ -117,14 +119,14 @@ class MemoryConnector(Connector):
             raise VendorUnavailable("POST /stock: connection dropped after the request was sent", in_doubt=True)
         return results
 
-    def _failing_now(self) -> set[str]:
-        if not self._fail_file:
-            return set()
+    def _faults_now(self) -> dict[str, Any]:
+        if not self._faults_file:
+            return {}
         try:
-            with open(self._fail_file, encoding="utf-8") as fh:
-                return {line.strip() for line in fh if line.strip()}
+            with open(self._faults_file, encoding="utf-8") as fh:
+                return dict(json.load(fh))
         except FileNotFoundError:
-            return set()
+            return {}
 
     def requests_received(self) -> int:
         return int(self._conn.execute("SELECT count(*) FROM requests").fetchone()[0])

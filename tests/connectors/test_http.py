@@ -232,3 +232,15 @@ def test_real_server_hanging_up_after_a_write() -> None:
         http.close()
     finally:
         stop.set()
+
+
+def test_backoff_grows_exponentially_with_random_jitter_on_top() -> None:
+    handler = Recorder(httpx.Response(503))
+    sleeps: list[float] = []
+    policy = RetryPolicy(max_attempts=5, base=0.1, max_wait=30, jitter=0.5)
+    with _client(handler, sleeps=sleeps, retry=policy) as http, pytest.raises(VendorUnavailable):
+        http.get("/inventory")
+    assert len(sleeps) == 4
+    for attempt, wait in enumerate(sleeps):
+        assert 0.1 * 2**attempt <= wait <= 0.1 * 2**attempt + 0.5
+    assert len({round(w - 0.1 * 2**i, 9) for i, w in enumerate(sleeps)}) > 1  # the jitter is random, not fixed

@@ -68,13 +68,18 @@ def test_injected_faults(tmp_path: Path) -> None:
     assert drop.value.in_doubt and ops_log(path) == {"reset-t-oslo-B": 1}  # applied, then the line dropped
 
 
-def test_every_batch_is_logged_as_a_request_and_fail_file_is_read_per_batch(tmp_path: Path) -> None:
-    path, faults = tmp_path / "s.sqlite", tmp_path / "faults.txt"
-    conn = connector("t", path, fail_file=str(faults))
-    conn.execute([reset("t", "oslo", "A", None, 1)])  # no fault file yet: applied
-    faults.write_text("A\n\n", encoding="utf-8")
+def test_every_batch_is_logged_as_a_request_and_the_faults_file_is_read_per_batch(tmp_path: Path) -> None:
+    import json
+    import time
+
+    path, faults = tmp_path / "s.sqlite", tmp_path / "faults.json"
+    conn = connector("t", path, faults_file=str(faults))
+    conn.execute([reset("t", "oslo", "A", None, 1)])  # no faults file yet: applied
+    faults.write_text(json.dumps({"fail_items": ["A"], "delay_s": 0.2}), encoding="utf-8")
+    started = time.monotonic()
     with pytest.raises(VendorRejected):
         conn.execute([reset("t", "oslo", "A", None, 2), reset("t", "oslo", "B", None, 2)])
+    assert time.monotonic() - started >= 0.2
     faults.unlink()  # the fault is cleared between two batches of the same connector
     conn.execute([reset("t", "oslo", "A", None, 3)])
     assert conn.requests_received() == 3  # the rejected batch counts: it reached the vendor

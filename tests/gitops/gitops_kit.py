@@ -146,3 +146,13 @@ def sandbox_item(kind: str, catalog_id: Any) -> str:
 
 def sandbox_quantities(sandboxes: Sandboxes, target: str) -> dict[tuple[str, str], int]:
     return {(r["location"], json.dumps(r["item"], sort_keys=True)): r["quantity"] for r in sandboxes.stock(target)}
+
+
+def cli(cwd: Path, *args: str, env: dict[str, str]) -> Any:
+    """The CLI in-process (click's CliRunner): as a user runs it, without a new interpreter."""
+    from click.testing import CliRunner
+
+    from reconciler.cli import _register, cli as group
+
+    _register()
+    return CliRunner().invoke(group, ["-C", str(cwd), *args], env=env, catch_exceptions=False)

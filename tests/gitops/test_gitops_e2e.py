@@ -4,6 +4,7 @@ subprocess, and the five vendor sandboxes on loopback."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Iterator
@@ -13,6 +14,7 @@ import pytest
 
 from gitops_kit import (
     Sandboxes,
+    cli,
     clone,
     git,
     plan_json,
@@ -108,8 +110,8 @@ def test_reviewed_plan_is_applied_on_merge_and_the_sandboxes_hold_its_results(lo
     artifact, comment = loop.plan_job("more-caps", 1)
     assert comment.startswith(MARKER + "\n**Plan: ")
     job = loop.tmp / "ci-plan-1"
-    shown = reconciler(job, "show", str(artifact), "--format", "markdown", env=loop.env)
-    assert shown.returncode == 0 and shown.stdout == comment  # the same comment from the saved plan
+    shown = cli(job, "show", str(artifact), "--format", "markdown", env=loop.env)
+    assert shown.exit_code == 0 and shown.output == comment  # the same comment from the saved plan
     plan = plan_json(artifact)
     assert plan["git_commit"] == git(job, "rev-parse", "HEAD") and plan["git_dirty"] is False
 
@@ -138,25 +140,27 @@ def test_reviewed_plan_is_applied_on_merge_and_the_sandboxes_hold_its_results(lo
     # the next plan job (a fresh clone of main, the state restored from its branch) has nothing to do
     nxt = clone(loop.remote, loop.tmp / "ci-plan-next")
     assert run_state(loop.script, "read", nxt, loop.tmp)[0].returncode == 0
-    again = reconciler(nxt, "plan", "--detailed-exitcode", env=loop.env)
-    assert again.returncode == 0, again.stdout + again.stderr
+    again = cli(nxt, "plan", "--detailed-exitcode", env=loop.env)
+    assert again.exit_code == 0 and "Plan: no changes" in again.output, again.output
 
-    # drift, as the scheduled job runs it: 3 units sold in Oslo (X-Series), thresholds decide the exit code
+    # drift, as the scheduled job runs it: units sold in X-Series (some may be of unmanaged products)
     xs = loop.sandboxes.servers["xs-main"].url
-    assert httpx.post(xs + "/_sandbox/sell", json={"count": 3}).status_code == 200
-    job = nxt
-    calm = reconciler(job, "drift", "--detailed-exitcode", "--format", "markdown", "--threshold-units", "3", env=loop.env)
-    assert calm.returncode == 0, calm.stderr
-    assert calm.stdout.startswith(DRIFT_MARKER) and "Threshold: 3 units; not exceeded." in calm.stdout
-    alarm = reconciler(job, "drift", "--detailed-exitcode", "--format", "markdown", "--threshold-units", "2", env=loop.env)
-    assert alarm.returncode == 2 and "3 units away from what was applied" in alarm.stdout, alarm.stdout[:600]
-    assert "Threshold: 2 units; exceeded." in alarm.stdout
+    assert httpx.post(xs + "/_sandbox/sell", json={"count": 5}).status_code == 200
+    drift = ("drift", "--detailed-exitcode", "--format", "markdown", "--threshold-units")
+    alarm = cli(nxt, *drift, "0", env=loop.env)
+    assert alarm.exit_code == 2 and alarm.output.startswith(DRIFT_MARKER + "\n**Drift in ")
+    found = re.search(r"positions: (\d+) units away from what was applied", alarm.output)
+    assert found is not None and 1 <= int(found.group(1)) <= 5, alarm.output
+    units = int(found.group(1))
+    assert "Threshold: 0 units; exceeded." in alarm.output and "| xs-main |" in alarm.output
+    calm = cli(nxt, *drift, str(units), env=loop.env)
+    assert calm.exit_code == 0 and f"Threshold: {units} units; not exceeded." in calm.output
 
 
 def test_apply_refuses_when_main_moved_on_after_the_plan(loop: Loop) -> None:
     loop.edit("more-caps", "CAP-BLACK: 20", "CAP-BLACK: 26", "Oslo: more caps")
     artifact, _ = loop.plan_job("more-caps", 2)
-    loop.edit(None, "BEANIE-WOOL: 15", "BEANIE-WOOL: 9", "Oslo: fewer beanies, straight on main")
+    loop.edit(None, "TSHIRT-RED-S: 10", "TSHIRT-RED-S: 7", "Oslo: fewer red T-shirts, straight on main")
     loop.merge("more-caps")  # merges cleanly: another line of the same file
     before = loop.sandboxes.writes()
     job, code, output = loop.apply_job(artifact, 2)

@@ -120,7 +120,10 @@ class Shop:
 
     def __enter__(self) -> Shop:
         self.sandbox.__enter__()
-        self.http = httpx.Client(base_url=self.sandbox.url, timeout=30)
+        # No keep-alive: uvicorn closes idle connections after 5 s, and a request racing that close
+        # fails with "Server disconnected" (the control client is the test's, not reconciler's).
+        self.http = httpx.Client(base_url=self.sandbox.url, timeout=30,
+                                 limits=httpx.Limits(max_keepalive_connections=0))
         self._write_repo()
         return self
 

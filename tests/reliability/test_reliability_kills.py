@@ -24,29 +24,27 @@ pytestmark = pytest.mark.slow
 STARTUP_TIMEOUT_S = 60
 
 
-def _kill_once(plan: PlanRun, rng: random.Random, fig: Figures) -> bool:
-    """Start an apply and kill it at a seeded point. False when it finished first (no kill)."""
+def _kill_once(plan: PlanRun, rng: random.Random, fig: Figures, span_s: float) -> bool:
+    """Start an apply and kill it at a seeded moment within ``span_s`` (about one uninterrupted
+    run) of its first journal write. False when it finished first, or had journalled everything."""
     shop = plan.shop
+    if plan.applied():
+        return False
     started = shop.journal(plan.plan_id)
-    done_before = sum(1 for s in started.values() if s == "applied")
-    remaining = len(plan.doc["operations"]) - done_before
-    target = done_before + rng.randint(0, max(0, min(remaining - 1, remaining // 3)))
     proc = shop.start_apply(plan.path)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while proc.poll() is None and time.monotonic() < deadline:
-        journal = shop.journal(plan.plan_id)
-        touched = len(journal) > len(started) or any(journal[o] != started.get(o) for o in journal)
-        if touched and sum(1 for s in journal.values() if s == "applied") >= target:
-            break
+    while proc.poll() is None and time.monotonic() < deadline and shop.journal(plan.plan_id) == started:
         time.sleep(0.002)
-    time.sleep(rng.uniform(0, 0.02))
+    time.sleep(rng.uniform(0, span_s))
     if proc.poll() is not None:  # it finished first: an ordinary run, not a kill
         out, err = shop.output()
         plan.after_run(proc.returncode, out, err)
         return False
     shop.kill(proc)
-    fig.kills += 1
     fig.apply_runs += 1
+    if plan.applied():
+        return False  # it had journalled everything: not a kill that left work behind
+    fig.kills += 1
     time.sleep(SETTLE_S)  # whatever the dead process left in flight reaches the sandbox first
     return True
 
@@ -58,15 +56,16 @@ def test_sigkill_at_random_points(kind: str, tmp_path: Path, size: Size, figures
     spec = SPECS[kind]
     starting = starting_stock(rng, spec, size.scale)
     with Shop(spec, tmp_path, starting, scale=size.scale) as shop:
-        desired, stock = adopt_desired(rng, shop), starting
+        desired, stock, span_s = adopt_desired(rng, shop), starting, 0.5
         while fig.kills < size.kills:
             plan = new_plan(shop, fig, stock, desired, size.min_ops)
             kills_here = 0
-            while fig.kills < size.kills and _kill_once(plan, rng, fig):
+            while fig.kills < size.kills and _kill_once(plan, rng, fig, span_s):
                 kills_here += 1
-                if kills_here >= size.kills // 2 and spec.kind != "runfree":
+                if kills_here >= size.kills // 2:
                     break  # spread the kills over more than one plan (and operation mix)
             plan.until_done()
+            span_s = max(0.05, plan.last_run_s)
             stock = plan.finish(f"plan {plan.path.name} after {kills_here} kills")
             desired = next_desired(rng, shop, desired, moves=spec.moves, min_ops=size.min_ops)
     assert fig.kills >= size.kills
