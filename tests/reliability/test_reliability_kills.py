@@ -25,8 +25,9 @@ STARTUP_TIMEOUT_S = 60
 
 
 def _kill_once(plan: PlanRun, rng: random.Random, fig: Figures, span_s: float) -> bool:
-    """Start an apply and kill it at a seeded moment within ``span_s`` (about one uninterrupted
-    run) of its first journal write. False when it finished first, or had journalled everything."""
+    """Start an apply and kill it at a seeded moment shortly after its first journal write (within
+    ``span_s``, about one uninterrupted run, at most). False when it finished first, or had
+    journalled everything (nothing left to survive)."""
     shop = plan.shop
     if plan.applied():
         return False
@@ -35,7 +36,8 @@ def _kill_once(plan: PlanRun, rng: random.Random, fig: Figures, span_s: float) -
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while proc.poll() is None and time.monotonic() < deadline and shop.journal(plan.plan_id) == started:
         time.sleep(0.002)
-    time.sleep(rng.uniform(0, span_s))
+    # right after the first journal write (its request in flight), a little later, or later still
+    time.sleep(rng.choice((0.0, rng.uniform(0, 0.02), rng.uniform(0, min(span_s, 0.15)))))
     if proc.poll() is not None:  # it finished first: an ordinary run, not a kill
         out, err = shop.output()
         plan.after_run(proc.returncode, out, err)
