@@ -21,6 +21,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def join_sentences(message: str, hint: str | None) -> str:
+    """``message`` then ``hint``, with a full stop between them unless the message has one."""
+    if not hint:
+        return message
+    stop = "" if message.rstrip().endswith((".", "!", "?", ":")) else "."
+    return f"{message.rstrip()}{stop} {hint}"
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One thing wrong with the user's input, located and explained."""
@@ -34,8 +42,7 @@ class Problem:
         where = ""
         if self.file:
             where = f"{self.file}:{self.line}: " if self.line else f"{self.file}: "
-        hint = f" {self.hint}" if self.hint else ""
-        return f"{where}{self.message}{hint}"
+        return f"{where}{join_sentences(self.message, self.hint)}"
 
 
 class ReconcilerError(Exception):
@@ -49,7 +56,7 @@ class ReconcilerError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
-        return f"{self.message} {self.hint}" if self.hint else self.message
+        return join_sentences(self.message, self.hint)
 
 
 # --- configuration and desired state -------------------------------------------------------

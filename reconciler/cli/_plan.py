@@ -79,7 +79,7 @@ def plan_cmd(
     )
     if out:
         save_plan(plan, out)
-    click.echo(render(plan, fmt, color=use_color(color)))
+    click.echo(render(plan, fmt, color=use_color(color)), color=use_color(color))
     if out:
         click.echo(f"Saved plan {plan.plan_id} to {out}. Apply it with: reconciler apply {out}", err=True)
     if detailed_exitcode and plan.has_changes:
@@ -95,7 +95,7 @@ def show_cmd(plan_file: str, fmt: str, color: bool | None) -> None:
     from reconciler.planfile import load_plan
     from reconciler.render import render
 
-    click.echo(render(load_plan(plan_file), fmt, color=use_color(color)))
+    click.echo(render(load_plan(plan_file), fmt, color=use_color(color)), color=use_color(color))
 
 
 @cli.command("drift")

@@ -61,7 +61,7 @@ def _header(console: Console, plan: Plan) -> None:
     summary = summarize(plan)
     console.print(Text(f"Plan: {verdict(summary)}", style="bold"))
     commit = plan.git_commit or "no commit"
-    dirty = " (uncommitted changes)" if plan.git_dirty else ""
+    dirty = " (made from a working tree with uncommitted changes to the desired files)" if plan.git_dirty else ""
     console.print(
         Text(f"plan {plan.plan_id} made {plan.created_at} from {commit}{dirty}; "
              f"state {plan.lineage} serial {plan.serial}", style="dim")

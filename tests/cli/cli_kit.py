@@ -42,6 +42,17 @@ stock:
 """
 
 
+
+@dataclass(frozen=True)
+class Shop:
+    root: Path  # the stock repository (a git repo)
+    stock: Path  # the memory target's SQLite file
+
+    @property
+    def state(self) -> Path:
+        return self.root / ".reconciler" / "state.db"
+
+
 def config(stock: Path, **options: object) -> str:
     extra = "".join(f", {k}: {_yaml(v)}" for k, v in options.items())
     return f"""\

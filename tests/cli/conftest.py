@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import pytest
-from cli_kit import make_repo
-
-
-@dataclass(frozen=True)
-class Shop:
-    root: Path  # the stock repository (a git repo)
-    stock: Path  # the memory target's SQLite file
-
-    @property
-    def state(self) -> Path:
-        return self.root / ".reconciler" / "state.db"
+from cli_kit import Shop, make_repo
 
 
 @pytest.fixture(autouse=True)

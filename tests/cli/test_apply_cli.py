@@ -18,7 +18,7 @@ from typing import Callable
 
 import pytest
 from cli_kit import DESIRED, OSLO, applied_ops, commit, config, requests_sent, run_cli, sell, shop_stock, write
-from conftest import Shop
+from cli_kit import Shop
 
 from reconciler.planfile import load_plan
 from reconciler.state import SQLiteStateStore

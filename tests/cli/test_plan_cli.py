@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from cli_kit import OSLO, commit, git, requests_sent, run_cli, sell, write
-from conftest import Shop
+from cli_kit import Shop
 
 from reconciler.planfile import dump_plan, load_plan
 
@@ -103,8 +103,6 @@ def test_formats_text_markdown_json(shop: Shop) -> None:
     assert json.loads(as_json.stdout) == json.loads((shop.root / "plans" / "p.json").read_text(encoding="utf-8"))
 
 
-@pytest.mark.xfail(strict=True, reason="plan/show echo without color=..., so click strips the ANSI codes "
-                   "--color asked for when stdout is not a terminal (fix in reconciler/cli/_plan.py)")
 def test_color_is_forced_or_refused_by_flag(shop: Shop) -> None:
     coloured = plan(shop, "--color")
     plain = plan(shop, "--no-color")

@@ -10,7 +10,7 @@ from typing import Callable
 
 import pytest
 from cli_kit import BERGEN, CATALOG, OSLO, run_cli, write
-from conftest import Shop
+from cli_kit import Shop
 
 HEAD = "location: oslo\nstock:\n  shop:\n"
 

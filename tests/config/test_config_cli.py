@@ -30,9 +30,9 @@ def test_validate_lists_every_problem_and_exits_1(config_repo: RepoFactory) -> N
 
     assert result.exit_code == 1
     assert result.output.splitlines() == [
-        "stock/oslo.yaml:4: quantity of 'RED-M' in target 'xs' must be a whole number, not 2.5 "
+        "stock/oslo.yaml:4: quantity of 'RED-M' in target 'xs' must be a whole number, not 2.5. "
         "Write a plain integer such as 12 (no quotes, no decimals, not true/false).",
-        "stock/oslo.yaml:5: quantity of 'BLUE-L' in target 'xs' is negative (-1) "
+        "stock/oslo.yaml:5: quantity of 'BLUE-L' in target 'xs' is negative (-1). "
         "Desired stock cannot be below 0: write 0 or more.",
         "2 problems found; nothing is valid until all are fixed.",
     ]

@@ -3,10 +3,11 @@ over real HTTP to its sandbox process, then apply re-run until done: the vendor'
 the independent expectation, and an operation the tool cannot verify is reported in doubt (exit
 code 4) and settled from the sandbox's truth with `reconciler resolve`.
 
-A kill point: the apply process has journalled some of the plan (so it is mid-run), a seeded
-number of further operations are applied, a seeded few milliseconds pass, and it is killed while
-still running. Vendors that write many operations per request (Ka-ching, the supplier feed,
-Zettle) offer only a few distinct points per plan, so their campaign runs more plans.
+A kill point: the apply process has written its first journal row of this run (so a request is
+about to leave or is in flight), then a seeded 0 ms, 0-20 ms or 0-150 ms passes, and it is killed
+while still running with work left in the plan. The next run is the next victim, so kill points
+walk through the plan. Vendors that write many operations per request (Ka-ching, the supplier
+feed, Zettle) offer only a few distinct points per plan, so their campaign runs more plans.
 """
 
 from __future__ import annotations
