@@ -135,6 +135,7 @@ class Project:
             item_ids=item_ids,
             options=dict(target.options),
             rate_limit=target.rate_limit,
+            rate_burst=target.rate_burst,
             concurrency=target.concurrency,
             timeout_s=target.timeout,
         )

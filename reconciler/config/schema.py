@@ -57,6 +57,8 @@ class TargetConfig(_Strict):
     prune: bool | None = None
     infer_movements: bool | None = None
     rate_limit: float | None = Field(None, gt=0)
+    # requests that may go at once before rate_limit paces them (a vendor budget per window)
+    rate_burst: int = Field(1, ge=1, le=10_000)
     concurrency: int = Field(4, ge=1, le=64)
     timeout: float = Field(30.0, gt=0)
     options: dict[str, Any] = Field(default_factory=dict)

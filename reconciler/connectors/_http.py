@@ -194,7 +194,7 @@ class VendorHTTP:
             timeout=ctx.timeout_s, follow_redirects=False,
         )
         self._slots = threading.BoundedSemaphore(max(1, ctx.concurrency))
-        self._bucket = TokenBucket(ctx.rate_limit, sleep=sleep) if ctx.rate_limit else None
+        self._bucket = TokenBucket(ctx.rate_limit, ctx.rate_burst, sleep=sleep) if ctx.rate_limit else None
 
     def close(self) -> None:
         self.client.close()

@@ -60,6 +60,7 @@ class TargetContext:
     options: Mapping[str, Any] = field(default_factory=dict)
     # requests per second and concurrent requests allowed against this target
     rate_limit: float | None = None
+    rate_burst: int = 1
     concurrency: int = 4
     timeout_s: float = 30.0
 

@@ -244,3 +244,14 @@ def test_backoff_grows_exponentially_with_random_jitter_on_top() -> None:
     for attempt, wait in enumerate(sleeps):
         assert 0.1 * 2**attempt <= wait <= 0.1 * 2**attempt + 0.5
     assert len({round(w - 0.1 * 2**i, 9) for i, w in enumerate(sleeps)}) > 1  # the jitter is random, not fixed
+
+
+def test_rate_burst_lets_a_window_budget_go_at_once_then_paces() -> None:
+    handler = Recorder(httpx.Response(200, json={}))
+    sleeps: list[float] = []
+    with _client(handler, sleeps=sleeps, rate_limit=0.5, rate_burst=5) as http:
+        for _ in range(7):
+            http.get("/ping")
+    assert len(handler.requests) == 7
+    # five go at once; the sixth and seventh each wait for a token at 0.5/s (about 2 s apart)
+    assert len(sleeps) == 2 and all(1.9 < s <= 4.01 for s in sleeps)

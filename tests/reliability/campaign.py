@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import threading
 import time
 from collections import Counter
@@ -19,7 +18,7 @@ from campaign_shop import Position, Shop
 
 IN_DOUBT = 4
 SETTLE_S = 0.25
-CLI_RESOLVES = 5  # in-doubt operations per apply settled with the `reconciler resolve` command itself  # lets the sandbox finish a request a killed client left in flight (and Ka-ching's queue)
+CLI_RESOLVES = 5  # in-doubt operations per apply settled with the `reconciler resolve` command itself
 
 
 @dataclass(frozen=True)
@@ -252,8 +251,6 @@ def disarm(d: Driver) -> None:
 
 
 # --- apply until done ----------------------------------------------------------------------------
-
-_RESOLVE = re.compile(r"reconciler resolve (\S+) --applied")
 
 
 @dataclass
