@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 from campaign_shop import Position, Shop
 
 IN_DOUBT = 4
-SETTLE_S = 0.25
+SETTLE_S = 0.25  # lets the sandbox finish what a killed client left in flight (and drain Ka-ching's queue)
 CLI_RESOLVES = 5  # in-doubt operations per apply settled with the `reconciler resolve` command itself
 
 
