@@ -105,11 +105,18 @@ class LightspeedSupplierConnector(Connector):
     # --- batching -----------------------------------------------------------------------------
 
     def batches(self, ops: Sequence[Operation]) -> list[list[Operation]]:
-        """Quantity writes share PUTs (one item at most once per PUT); flag writes go alone."""
+        """Absolute quantity writes share PUTs (one item at most once per PUT); flag writes and
+        read-modify-write adjustments go alone.
+
+        LIMITATION (vendor): the feed has no delta and no conditional write, so an adjustment is
+        GET live, PUT live + d, and a sale landing between the two is overwritten. Sending each
+        such write alone, straight after its own GET, keeps that window to one round trip
+        instead of a whole batch of reads (docs/connectors/lightspeed-supplier.md).
+        """
         out: list[list[Operation]] = []
         group: list[Operation] | None = None
         for op in ops:
-            if op.kind not in QUANTITY_KINDS:
+            if op.kind not in QUANTITY_KINDS or self._reads_before_writing(op):
                 out.append([op])
                 continue
             if group is None or len(group) >= MAX_BATCH or op.item in {g.item for g in group}:
@@ -127,6 +134,10 @@ class LightspeedSupplierConnector(Connector):
         for op in batch:
             results.extend(self._put_quantities([op]) if op.kind in QUANTITY_KINDS else [self._put_flags(op)])
         return results
+
+    @staticmethod
+    def _reads_before_writing(op: Operation) -> bool:
+        return op.kind is not OpKind.RESET and op.write_mode != "absolute"
 
     def _target_quantity(self, op: Operation) -> tuple[int, str]:
         """The quantity to write and a note for the result."""

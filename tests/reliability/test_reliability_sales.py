@@ -19,8 +19,10 @@ from campaign_shop import SPECS, Shop
 pytestmark = pytest.mark.slow
 # The supplier feed takes absolute quantities only: apply re-reads each item and PUTs live + d, and a
 # sale landing between that GET and the PUT is overwritten (the feed has no delta or conditional
-# write). The campaign found it; docs/reliability.md has the figures. strict: fixing it fails here.
-FEED_LOSES_SALES = pytest.mark.xfail(strict=True, reason="supplier feed: sales between re-read and PUT are overwritten")
+# write). The campaign found it with whole batches of reads before one PUT; each such write now goes
+# alone right after its GET, which narrows the window to one round trip but cannot close it, so the
+# result may or may not match here: a documented vendor limitation (docs/reliability.md), not strict.
+FEED_LOSES_SALES = pytest.mark.xfail(strict=False, reason="supplier feed: a sale between re-read and PUT is overwritten")
 READABLE = [pytest.param(kind, marks=FEED_LOSES_SALES) if kind == "lightspeed-supplier" else kind
             for kind, spec in sorted(SPECS.items()) if spec.readable]
 
