@@ -42,6 +42,23 @@ CONTROL_PREFIX = "/_sandbox/"
 DROPPED_HEADER = "x-sandbox-dropped"
 
 
+class VendorAnswer(Exception):
+    """A vendor-shaped error raised inside a handler; ``response()`` answers it with ``status``.
+
+    Simulators subclass it per vendor and override ``body()`` where the vendor's shape differs."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.message}
+
+    def response(self) -> Response:
+        return JSONResponse(self.body(), status_code=self.status)
+
+
 class ConnectionDropped(Exception):
     """Raised after a committed write to make the server cut the connection (a fault switch)."""
 

@@ -34,7 +34,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from reconciler.errors import ConfigError, Problem
-from reconciler.sandbox._core import CONTROL_PREFIX, Simulator
+from reconciler.sandbox._core import CONTROL_PREFIX, Simulator, VendorAnswer
 
 DEFAULT_ACCOUNT = "sandbox-account"
 DEFAULT_INTEGRATION = "sandbox-stock-queue"
@@ -69,14 +69,9 @@ EVENT_TYPES = {"reset": "external_reset", "adjustment": "external_adjustment", "
 Value = tuple[str, str, str, int]  # location, product, variant ('' for none), value
 
 
-class KachingError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-    def response(self) -> Response:
-        return JSONResponse({"status": "ERROR", "message": self.message}, status_code=self.status)
+class KachingError(VendorAnswer):
+    def body(self) -> dict[str, Any]:
+        return {"status": "ERROR", "message": self.message}
 
 
 class KachingSimulator(Simulator):

@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from reconciler.errors import ConfigError, Problem
-from reconciler.sandbox._core import Simulator
+from reconciler.sandbox._core import Simulator, VendorAnswer
 
 MAX_BATCH = 1000  # ASSUMPTION: undocumented; chosen so a connector has a limit to respect
 DEFAULT_PER_PAGE = 50
@@ -48,14 +48,8 @@ CREATE TABLE IF NOT EXISTS sales (
 FLAG_FIELDS = {"isBackorderingEnabled": "backordering", "isInventoryTrackingEnabled": "tracking"}
 
 
-class BadRequest(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-    def response(self) -> Response:
-        return JSONResponse({"error": self.message}, status_code=self.status)
+class BadRequest(VendorAnswer):
+    """The feed's error answer, ``{"error": message}``."""
 
 
 class LightspeedSupplierSimulator(Simulator):

@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from reconciler.errors import ConfigError, Problem
-from reconciler.sandbox._core import Simulator
+from reconciler.sandbox._core import Simulator, VendorAnswer
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS stores (code TEXT PRIMARY KEY, name TEXT NOT NULL);
@@ -43,14 +43,8 @@ CREATE TABLE IF NOT EXISTS sales (
 LOOKUP_FIELDS = ("sku", "size", "width")
 
 
-class RunFreeError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-    def response(self) -> Response:
-        return JSONResponse({"error": self.message}, status_code=self.status)
+class RunFreeError(VendorAnswer):
+    """Run Free's error answer, ``{"error": message}``."""
 
 
 class RunFreeSimulator(Simulator):
