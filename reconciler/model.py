@@ -2,7 +2,9 @@
 
 Per-position records are slotted dataclasses rather than pydantic models: a chain with 200
 stores and 5,000 SKUs has a million of them, and validation happens once, at the YAML boundary.
-Pydantic is used for the configuration file and for the plan file envelope.
+Pydantic is used for the configuration file and for the plan file envelope. The hot paths build
+them through the ``new_*`` constructors at the end of this module (same objects, a third of the
+cost of the frozen dataclass ``__init__``).
 
 Vocabulary (DESIGN.md section 2):
 - target: one account in one vendor system
@@ -15,8 +17,8 @@ Vocabulary (DESIGN.md section 2):
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, fields, replace
-from typing import Literal, Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
+from typing import Any, Callable, Literal, Mapping
 
 PositionKey = tuple[str, str, str]
 """(target, location, item)"""
@@ -259,3 +261,36 @@ class Policy:
     # restrict the plan to these targets/locations (None: everything)
     only_targets: frozenset[str] | None = None
     only_locations: frozenset[str] | None = None
+
+
+# --- fast constructors ---------------------------------------------------------------------------
+
+
+def fast_constructor(cls: type[Any]) -> Callable[..., Any]:
+    """``cls(*values)`` for a frozen slotted dataclass, at about a third of the cost.
+
+    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__`` (~2 us for
+    an 8-field record; a million positions are built per plan). Writing the slots through their
+    descriptors builds an identical object (same fields, equality, hash). The returned function
+    takes every field positionally, without defaults, and runs no ``__post_init__``; a class not
+    of that plain shape gets its real constructor back.
+    """
+    names = [f.name for f in fields(cls)]
+    plain = getattr(cls, "__slots__", None) == tuple(names) and not hasattr(cls, "__post_init__")
+    if not plain or any(f.default_factory is not MISSING or not f.init for f in fields(cls)):
+        return cls
+    # Unrolled source, as dataclasses itself generates __init__: a loop would cost what it saves.
+    args = ", ".join(f"v{i}" for i in range(len(names)))
+    body = "".join(f"    s{i}(obj, v{i})\n" for i in range(len(names)))
+    scope: dict[str, Any] = {f"s{i}": getattr(cls, name).__set__ for i, name in enumerate(names)}
+    scope.update(new=object.__new__, cls=cls)
+    exec(f"def new_{cls.__name__}({args}):\n    obj = new(cls)\n{body}    return obj\n", scope)  # noqa: S102 - fixed text
+    return scope[f"new_{cls.__name__}"]  # type: ignore[no-any-return]
+
+
+# Every field, positionally, in declaration order (no defaults).
+new_source_ref: Callable[[str, int], SourceRef] = fast_constructor(SourceRef)
+new_desired_position: Callable[..., DesiredPosition] = fast_constructor(DesiredPosition)
+new_record: Callable[[int, Settings], Record] = fast_constructor(Record)
+new_leg: Callable[[str, int | None, int | None, int | None, int, int | None], Leg] = fast_constructor(Leg)
+new_operation: Callable[..., Operation] = fast_constructor(Operation)

@@ -7,8 +7,8 @@ positions, and the per-position work here is a handful of dict lookups and type 
 from __future__ import annotations
 
 import difflib
-from dataclasses import MISSING, dataclass, field, fields
-from typing import Any, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
 
 from reconciler.config._kinds import BOOL_SETTINGS, INT_SETTINGS, ItemId, KindRule, settings_owner
 from reconciler.config._yaml import LineDict
@@ -23,6 +23,8 @@ from reconciler.model import (
     Settings,
     SourceRef,
     Strategy,
+    new_desired_position,
+    new_source_ref,
 )
 
 CATALOG_FILE = "stock/catalog.yaml"
@@ -172,29 +174,8 @@ def _item_ids(sku: str, raw: Any, entry: LineDict, targets: Mapping[str, TargetI
     return ids
 
 
-def _fast_constructor(cls: type[Any]) -> Callable[..., Any]:
-    """``cls(*values)`` for a frozen slotted dataclass, at about a third of the cost.
-
-    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``: ~2 us for a
-    DesiredPosition, two seconds of validate at a million positions. Writing the slots through
-    their descriptors builds the identical object. It takes every field positionally and runs no
-    ``__post_init__``; if the class is not of that plain shape, the real constructor is used.
-    """
-    names = [f.name for f in fields(cls)]
-    plain = getattr(cls, "__slots__", None) == tuple(names) and not hasattr(cls, "__post_init__")
-    if not plain or any(f.default_factory is not MISSING or not f.init for f in fields(cls)):
-        return cls
-    # Unrolled source, as dataclasses itself generates __init__: a loop would cost what it saves.
-    args = ", ".join(f"v{i}" for i in range(len(names)))
-    body = "".join(f"    s{i}(obj, v{i})\n" for i in range(len(names)))
-    scope: dict[str, Any] = {f"s{i}": getattr(cls, name).__set__ for i, name in enumerate(names)}
-    scope.update(new=object.__new__, cls=cls)
-    exec(f"def make({args}):\n    obj = new(cls)\n{body}    return obj\n", scope)  # noqa: S102 - fixed text
-    return scope["make"]  # type: ignore[no-any-return]
-
-
-_new_position = _fast_constructor(DesiredPosition)
-_new_source = _fast_constructor(SourceRef)
+# Built by the model's fast constructors (every field positionally): see reconciler.model.
+_new_position, _new_source = new_desired_position, new_source_ref
 
 
 # --- location files ----------------------------------------------------------------------------
