@@ -34,6 +34,27 @@ def resolve_op(
         store.release_lock(lock.id)
 
 
+def resolve_all_in_doubt(
+    store: StateStore, plan_id: str, applied: bool, *, holder: str, target: str | None = None, lock_ttl_s: float = 60.0
+) -> list[JournalEntry]:
+    """Settle every operation of ``plan_id`` (of ``target``, if given) left in doubt, alike.
+
+    For the case where one lost answer put a whole request in doubt (a Ka-ching import of up to
+    500 values lands whole or not at all): the user checks the vendor once and says so once.
+    """
+    open_entries = [e for e in store.journal(plan_id).values() if e.status in _OPEN and target in (None, e.target)]
+    if not open_entries:
+        scope = f" for target {target}" if target else ""
+        raise StateError(f"plan {plan_id} has no operation in doubt{scope}",
+                         hint="`reconciler history` lists the runs and their counts.")
+    targets = sorted({e.target for e in open_entries})
+    lock = store.acquire_lock(holder, lock_ttl_s, targets)
+    try:
+        return [store.resolve(e.plan_id, e.op_id, applied) for e in open_entries]
+    finally:
+        store.release_lock(lock.id)
+
+
 def raise_for_report(report: ApplyReport) -> None:
     """Raise InDoubt (exit 4) or ApplyIncomplete (exit 3) unless everything was applied."""
     if report.outcome == "in_doubt":

@@ -121,18 +121,33 @@ def history(ctx: click.Context, run_id: str | None, limit: int, state_file: str 
 
 
 @cli.command()
-@click.argument("op_id")
-@click.option("--applied/--not-applied", "applied", default=None, help="What the vendor shows for this operation.")
-@click.option("--plan", "plan_id", default=None, help="The plan, when the operation id occurs in several.")
+@click.argument("op_ids", metavar="[OP]...", nargs=-1)
+@click.option("--applied/--not-applied", "applied", default=None, help="What the vendor shows for these operations.")
+@click.option("--plan", "plan_id", default=None, help="The plan, when an operation id occurs in several.")
+@click.option("--all", "all_in_doubt", is_flag=True, help="Every operation of --plan left in doubt (after checking the vendor).")
+@click.option("--target", default=None, help="With --all: only this target's operations.")
 @_state_option
 @click.pass_context
-def resolve(ctx: click.Context, op_id: str, applied: bool | None, plan_id: str | None, state_file: str | None) -> None:
-    """Settle an operation in doubt: say whether the vendor applied it."""
-    from reconciler.apply import resolve_op
+def resolve(
+    ctx: click.Context, op_ids: tuple[str, ...], applied: bool | None, plan_id: str | None, all_in_doubt: bool,
+    target: str | None, state_file: str | None,
+) -> None:
+    """Settle operations in doubt: say whether the vendor applied them.
+
+    Name each OP (its id or a unique prefix), or use --all --plan P when one lost answer put a
+    whole request in doubt and the vendor shows it landed whole (or not at all).
+    """
+    from reconciler.apply import resolve_all_in_doubt, resolve_op
 
     if applied is None:
         raise click.UsageError("say what the vendor shows: --applied or --not-applied")
+    if all_in_doubt == bool(op_ids) or (all_in_doubt and not plan_id) or (target and not all_in_doubt):
+        raise click.UsageError("name the operations, or use --all --plan PLAN [--target T] (not both)")
     with _open(ctx, state_file) as store:
-        entry = resolve_op(store, op_id, applied, holder=_who(), plan_id=plan_id)
+        if all_in_doubt:
+            entries = resolve_all_in_doubt(store, plan_id or "", applied, holder=_who(), target=target)
+        else:
+            entries = [resolve_op(store, op_id, applied, holder=_who(), plan_id=plan_id) for op_id in op_ids]
     then = "its base position was updated" if applied else "the next apply of the plan will send it again"
-    click.echo(f"Operation {entry.op_id} of plan {entry.plan_id} is now {entry.status.value}; {then}.")
+    for entry in entries:
+        click.echo(f"Operation {entry.op_id} of plan {entry.plan_id} is now {entry.status.value}; {then}.")

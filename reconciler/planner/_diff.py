@@ -34,6 +34,9 @@ class Diff:
     base_locations: dict[tuple[str, str], int] = field(default_factory=dict)  # managed count
 
 
+_NOTHING_HELD = Record(0)
+
+
 def _where(dp: DesiredPosition | None) -> str:
     return str(dp.source) if dp is not None and dp.source is not None else ""
 
@@ -42,7 +45,7 @@ def _live(ctx: TargetCtx, loc: str, item: str) -> Record | None:
     # A readable target that does not hold the position holds none of it: A = 0.
     if not ctx.readable:
         return None
-    return ctx.actual.get((loc, item)) or Record(0)
+    return ctx.actual.get((loc, item)) or _NOTHING_HELD
 
 
 def diff_present(diff: Diff, ctx: TargetCtx, dp: DesiredPosition, b: Record | None) -> None:
@@ -80,7 +83,7 @@ def diff_present(diff: Diff, ctx: TargetCtx, dp: DesiredPosition, b: Record | No
 
 def _reset(diff: Diff, ctx: TargetCtx, dp: DesiredPosition, a: int | None, bq: int | None, why: str) -> Intent:
     leg = LegIn(dp.location, a, bq, dp.quantity, dp.quantity)
-    it = Intent(OpKind.RESET, ctx.name, dp.item, [leg], why, "absolute", protect=dp.protect, source=_where(dp))
+    it = Intent(OpKind.RESET, ctx.name, dp.item, [leg], why, "absolute", protect=dp.protect, source=dp.source)
     diff.intents.append(it)
     return it
 
@@ -91,10 +94,10 @@ def _adjust(diff: Diff, ctx: TargetCtx, dp: DesiredPosition, a: int | None, bq: 
     why = f"desired {dp.quantity}, last applied {bq}: adjust by {signed(delta)} on top of {on}"
     it = Intent(
         OpKind.ADJUST, ctx.name, dp.item, [LegIn(dp.location, a, bq, dp.quantity, delta)], why,
-        "delta", protect=dp.protect, source=_where(dp),
+        "delta", protect=dp.protect, source=dp.source,
     )
     if a is not None and a + delta < 0:
-        it.guards.add("negative")
+        it.guards = frozenset(("negative",))
         where = f"{_where(dp)}: " if dp.source else ""
         msg = (
             f"{where}{ctx.name}/{dp.location}/{dp.item}: adjusting live stock {a} by {signed(delta)} "
@@ -131,7 +134,7 @@ def _settings(diff: Diff, ctx: TargetCtx, dp: DesiredPosition, arec: Record | No
     diff.intents.append(
         Intent(
             OpKind.SETTINGS, ctx.name, dp.item, [leg], f"settings: {changed}", "absolute",
-            settings_before=before, settings_after=after, protect=dp.protect, source=_where(dp),
+            settings_before=before, settings_after=after, protect=dp.protect, source=dp.source,
         )
     )
     return False

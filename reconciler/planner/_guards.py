@@ -52,9 +52,10 @@ def _record(report: GuardReport, guards: Guards, name: str, found: list[Finding]
     if not _allowed(guards, name):
         report.violations.extend(f"{msg}; override with {flag} or {setting}" for _, msg in found)
         return
+    added = frozenset((name,))
     for its, _ in found:
         for it in its:
-            it.guards.add(name)
+            it.guards = it.guards | added
     shown = "; ".join(msg for _, msg in found[:5])
     more = f" (and {len(found) - 5} more)" if len(found) > 5 else ""
     report.warnings.append(f"guard overridden ({flag}): {shown}{more}")

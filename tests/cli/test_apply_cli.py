@@ -219,6 +219,23 @@ def test_an_unverifiable_dropped_delta_is_in_doubt_until_resolved(shop: Shop, tm
     assert again.code == 1 and "already applied in full" in again.stderr
 
 
+def test_resolve_all_settles_every_operation_in_doubt_of_a_plan_at_once(shop: Shop, tmp_path: Path) -> None:
+    adopted(shop)
+    write(shop.root, {"reconciler.yaml": config(shop.stock, drop_items=["CAP", "BLUE-L"]),
+                      "stock/oslo.yaml": OSLO.replace("CAP: 4", "CAP: 9").replace("BLUE-L: 3", "BLUE-L: 1")})
+    commit(shop.root)
+    path = saved_plan("raise-two")
+    plan_id = load_plan(path).plan_id
+    assert apply(path).code == 4
+
+    usage = run_cli("resolve", "--all", "--applied")  # --all needs the plan it settles
+    assert usage.code == 1 and "--all --plan PLAN" in usage.stderr
+    settled = run_cli("resolve", "--all", "--plan", plan_id, "--not-applied")
+    assert settled.code == 0 and settled.stdout.count("is now not_applied") == 2
+    nothing_left = run_cli("resolve", "--all", "--plan", plan_id, "--applied")
+    assert nothing_left.code == 1 and "no operation in doubt" in nothing_left.stderr
+
+
 # --- refusals before any request ---------------------------------------------------------------
 
 
