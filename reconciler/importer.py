@@ -25,11 +25,12 @@ from typing import Any, Mapping
 import yaml
 
 from reconciler.config import Project, load_project, stock_files
-from reconciler.errors import ConfigError, NotSupported, Problem
+from reconciler.errors import ConfigError, NotSupported, Problem, StalePlanError
 from reconciler.model import SETTING_NAMES, Leg, OpKind, Operation, Plan, Record
 from reconciler.workflow import Transports, open_connectors, open_store, who
 
 IMPORT_LOCK_TTL_S = 300.0
+IMPORT_BEGIN_ATTEMPTS = 3  # see _begin_import
 
 
 @dataclass
@@ -222,10 +223,11 @@ def _record_applied(project: Project, target: str, adopted: dict[tuple[str, str]
 
     store = open_store(project)
     try:
-        lock = store.acquire_lock(who(), IMPORT_LOCK_TTL_S)
+        # Only the imported target: applies of other targets may run meanwhile (as applies of
+        # disjoint targets do); an apply or resolve touching this target excludes the import.
+        lock = store.acquire_lock(who(), IMPORT_LOCK_TTL_S, [target])
         try:
-            plan = _import_plan(target, adopted, store.lineage(), store.serial())
-            ticket = store.begin_apply(plan, op_count=len(plan.operations), who=who())
+            plan, ticket = _begin_import(store, target, adopted)
             pending = []
             for op in plan.operations:
                 record = adopted[(op.location, op.item)]
@@ -242,6 +244,23 @@ def _record_applied(project: Project, target: str, adopted: dict[tuple[str, str]
         store.close()
     result.recorded = len(adopted)
     result.run_plan_id = plan.plan_id
+
+
+def _begin_import(store: Any, target: str, adopted: dict[tuple[str, str], Record]) -> tuple[Plan, Any]:
+    """Build the import plan on the current serial and begin its run. With only ``target``
+    locked, an apply of another target may move the serial between reading it and beginning;
+    the import touches nothing of theirs, so it is rebuilt on the new serial and begun again."""
+    attempt = 1
+    while True:
+        plan = _import_plan(target, adopted, store.lineage(), store.serial())
+        try:
+            ticket = store.begin_apply(plan, op_count=len(plan.operations), who=who(),
+                                       parts={target: len(plan.operations)}, targets=[target])
+            return plan, ticket
+        except StalePlanError:
+            if attempt >= IMPORT_BEGIN_ATTEMPTS:
+                raise
+            attempt += 1
 
 
 def _import_plan(target: str, adopted: dict[tuple[str, str], Record], lineage: str, serial: int) -> Plan:

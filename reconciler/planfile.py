@@ -12,11 +12,12 @@ million-operation plan stays a reasonable size.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -97,8 +98,8 @@ def _op_out(op: Operation) -> dict[str, Any]:
     }
 
 
-def plan_document(plan: Plan) -> dict[str, Any]:
-    """The plan as a JSON-ready dict, without the digest."""
+def _head_document(plan: Plan) -> dict[str, Any]:
+    """Every field of the plan file but the operations and the digest."""
     return {
         "format_version": plan.format_version,
         "plan_id": plan.plan_id,
@@ -113,14 +114,20 @@ def plan_document(plan: Plan) -> dict[str, Any]:
         "warnings": list(plan.warnings),
         "unreadable_targets": list(plan.unreadable_targets),
         "scope": {k: list(v) for k, v in plan.scope.items()},
-        "operations": [_op_out(op) for op in plan.operations],
     }
+
+
+def plan_document(plan: Plan) -> dict[str, Any]:
+    """The plan as a JSON-ready dict, without the digest."""
+    return {**_head_document(plan), "operations": [_op_out(op) for op in plan.operations]}
 
 
 # One encoder each, built once: json.dumps with options builds a new encoder per call, which
 # costs more than encoding an operation (a million operations in a large first plan).
 _encode_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 _encode_line = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode
+# The string escaper both encoders use (ensure_ascii=False): quotes, backslashes, control characters.
+_string = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
 
 def _canonical(doc: dict[str, Any]) -> bytes:
@@ -131,28 +138,108 @@ def digest_of(doc: dict[str, Any]) -> str:
     return hashlib.sha256(_canonical(doc)).hexdigest()
 
 
+def _settings_texts(s: Settings | None) -> tuple[str, str]:
+    if s is None:
+        return "null", "null"
+    values = s.as_dict()
+    return _encode_canonical(values), _encode_line(values)
+
+
+def _op_texts(op: Operation) -> tuple[str, str]:
+    """(canonical, line) JSON of ``_op_out(op)``, character for character what ``_encode_canonical``
+    and ``_encode_line`` write, without building the dict or walking it twice: the plan file of
+    a chain's first plan holds a million operations. Keys are in sorted order. Quantities are
+    ints (the planner and the loader make sure), which format as the encoder writes them.
+    ``tests/test_planfile.py`` checks this against the encoders."""
+    canon_legs, line_legs = [], []
+    for l in op.legs:
+        a = "null" if l.actual is None else l.actual
+        b = "null" if l.base is None else l.base
+        d = "null" if l.desired is None else l.desired
+        e = "null" if l.expected is None else l.expected
+        loc = _string(l.location)
+        canon_legs.append(f'{{"actual":{a},"base":{b},"change":{l.change},"desired":{d},"expected":{e},"location":{loc}}}')
+        line_legs.append(f'{{"actual": {a}, "base": {b}, "change": {l.change}, "desired": {d}, "expected": {e}, "location": {loc}}}')
+    guards = [_string(g) for g in op.overridden_guards]
+    after_c, after_l = _settings_texts(op.settings_after)
+    before_c, before_l = _settings_texts(op.settings_before)
+    # OpKind._value_ is a plain attribute; .value goes through Enum's Python-level property.
+    i, item, kind = _string(op.id), _string(op.item), _string(op.kind._value_)
+    reason, target, mode = _string(op.reason), _string(op.target), _string(op.write_mode)
+    canon = (f'{{"id":{i},"item":{item},"kind":{kind},"legs":[{",".join(canon_legs)}],'
+             f'"overridden_guards":[{",".join(guards)}],"reason":{reason},"settings_after":{after_c},'
+             f'"settings_before":{before_c},"target":{target},"write_mode":{mode}}}')
+    line = (f'{{"id": {i}, "item": {item}, "kind": {kind}, "legs": [{", ".join(line_legs)}], '
+            f'"overridden_guards": [{", ".join(guards)}], "reason": {reason}, "settings_after": {after_l}, '
+            f'"settings_before": {before_l}, "target": {target}, "write_mode": {mode}}}')
+    return canon, line
+
+
+def _canonical_around_operations(doc: dict[str, Any]) -> tuple[str, str]:
+    """The canonical text of ``{**doc, "operations": [...]}`` before and after the operations."""
+    before = {k: v for k, v in doc.items() if k < "operations"}
+    after = {k: v for k, v in doc.items() if k > "operations"}
+    head = _encode_canonical(before)[:-1] + ("," if before else "") + '"operations":['
+    tail = "]" + ("," + _encode_canonical(after)[1:] if after else "}")
+    return head, tail
+
+
+_DIGEST_KEY = '"digest": "'
+_PLACEHOLDER = "0" * 64  # as long as a sha256 hex digest, so it is overwritten in place
+_CHUNK = 10_000  # operations encoded, hashed and written together
+
+
+def write_plan(plan: Plan, out: BinaryIO) -> None:
+    """Write the plan file to a seekable binary stream: a pretty-printed header with
+    ``format_version`` and ``digest`` first, then one operation a line.
+
+    The digest covers the canonical JSON of everything else, operations included, but heads the
+    file: it is written as a placeholder and filled in once the operations have streamed past,
+    so each operation is encoded once per form and never held as a whole file in memory.
+    """
+    doc = _head_document(plan)
+    canon_head, canon_tail = _canonical_around_operations(doc)
+    digest = hashlib.sha256(canon_head.encode())
+    head = {"format_version": doc["format_version"], "digest": _PLACEHOLDER}
+    head.update((k, v) for k, v in sorted(doc.items()) if k != "format_version")
+    header = json.dumps(head, indent=2, ensure_ascii=False, sort_keys=False)[:-2]
+    digest_at = out.tell() + len(header[: header.index(_DIGEST_KEY) + len(_DIGEST_KEY)].encode())
+    ops = plan.operations
+    if not ops:
+        out.write(f'{header},\n  "operations": []\n}}\n'.encode())
+    else:
+        out.write(f'{header},\n  "operations": [\n    '.encode())
+        for start in range(0, len(ops), _CHUNK):
+            texts = [_op_texts(op) for op in ops[start:start + _CHUNK]]
+            if start:
+                digest.update(b",")
+                out.write(b",\n    ")
+            digest.update(",".join([c for c, _ in texts]).encode())
+            out.write(",\n    ".join([line for _, line in texts]).encode())
+        out.write(b"\n  ]\n}\n")
+    digest.update(canon_tail.encode())
+    end = out.tell()
+    out.seek(digest_at)
+    out.write(digest.hexdigest().encode())
+    out.seek(end)
+
+
 def dump_plan(plan: Plan) -> str:
     """The plan file text: JSON with ``format_version`` and ``digest``, one operation a line."""
-    doc = plan_document(plan)
-    ops = doc.pop("operations")
-    head = {"format_version": doc["format_version"], "digest": digest_of({**doc, "operations": ops})}
-    head.update((k, v) for k, v in sorted(doc.items()) if k != "format_version")
-    lines = json.dumps(head, indent=2, ensure_ascii=False, sort_keys=False)[:-2]
-    body = ",\n".join(["    " + line for line in map(_encode_line, ops)])
-    ops_text = f'  "operations": [\n{body}\n  ]' if ops else '  "operations": []'
-    return f"{lines},\n{ops_text}\n}}\n"
+    buf = io.BytesIO()
+    write_plan(plan, buf)
+    return buf.getvalue().decode()
 
 
 def save_plan(plan: Plan, path: str | os.PathLike[str]) -> None:
     """Write atomically (temp file + rename) so a crash never leaves half a plan behind."""
     target = Path(path)
-    text = dump_plan(plan)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
+            with os.fdopen(fd, "wb") as fh:
+                write_plan(plan, fh)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, target)

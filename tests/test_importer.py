@@ -249,3 +249,33 @@ def test_import_then_plan_is_clean_for_every_readable_kind(kind: str, tmp_path: 
         plan = plan_project(tmp_path, env=env)
         assert not plan.has_changes, [(op.item, op.kind.value, op.reason) for op in plan.changes]
     sim.close()
+
+
+def test_import_locks_only_its_target(repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """An apply holding another target does not stop an import; one holding this target (or the
+    whole state) does, with exit 5 naming the holder, and nothing is recorded."""
+    from reconciler.cli import main
+    from reconciler.state import SQLiteStateStore
+
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    state = repo / ".reconciler" / "state.db"
+    with SQLiteStateStore(state, hostname="ci-7", pid=99) as other:  # another host: never taken over
+        other_lock = other.acquire_lock("bob@ci-7", 600, ["kaching-dk"])
+    result = run(repo, "import", "--target", "zettle-main")
+    assert result.exit_code == 0, result.output
+    with SQLiteStateStore(state) as store:
+        runs = store.runs()
+        assert [r.targets for r in runs] == [("zettle-main",)] and runs[0].outcome == "imported"
+        assert [lock.id for lock in store.locks()] == [other_lock.id]  # the import released its own
+        store.release_lock(other_lock.id)
+    for held in (["zettle-main"], None):
+        with SQLiteStateStore(state, hostname="ci-7", pid=99) as other:
+            lock = other.acquire_lock("bob@ci-7", 600, held)
+        with pytest.raises(SystemExit) as refused:
+            main(["-C", str(repo), "import", "--target", "zettle-main"])
+        err = capsys.readouterr().err
+        assert refused.value.code == 5 and "bob@ci-7" in err and lock.id in err, err
+        with SQLiteStateStore(state) as store:
+            assert len(store.runs()) == 1  # nothing recorded
+            store.release_lock(lock.id)

@@ -1,5 +1,6 @@
-"""``state lock``, ``state migrate``, ``unlock``, ``history`` and ``resolve``: look at, move and
-repair the state (SQLite file or PostgreSQL schema)."""
+"""``state init``, ``state lock``, ``state migrate``, ``state snapshot``, ``unlock``, ``history``
+and ``resolve``: create, look at, copy, move and repair the state (SQLite file or PostgreSQL
+schema)."""
 
 from __future__ import annotations
 
@@ -31,22 +32,25 @@ def _location(ctx: click.Context, explicit: str | None) -> tuple[str, str, Path 
     return location, origin, project.root
 
 
-def _open(ctx: click.Context, explicit: str | None, *, create: bool = False) -> Any:
-    from reconciler.state import open_state_store, parse_state_url
+def _url(ctx: click.Context, explicit: str | None) -> Any:
+    from reconciler.state import parse_state_url
 
     location, origin, root = _location(ctx, explicit)
-    return open_state_store(parse_state_url(location, root=root, env=os.environ, origin=origin), create=create)
+    return parse_state_url(location, root=root, env=os.environ, origin=origin)
 
 
-def _who() -> str:
-    import getpass
-    import socket
+def _open(ctx: click.Context, explicit: str | None, *, create: bool = False) -> Any:
+    from reconciler.state import open_state_store
 
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = os.environ.get("GITHUB_ACTOR", "unknown")
-    return f"{user}@{socket.gethostname()}"
+    return open_state_store(_url(ctx, explicit), create=create)
+
+
+def who() -> str:
+    """reconciler.workflow.who, imported when a command needs it (it pulls in httpx and the
+    planner, which `state lock` and `history` never use)."""
+    from reconciler.workflow import who as workflow_who
+
+    return workflow_who()
 
 
 def _state_option(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -55,7 +59,7 @@ def _state_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 @cli.group("state")
 def state_group() -> None:
-    """Inspect the state database."""
+    """Create, inspect, copy and move the state."""
 
 
 @state_group.command("lock")
@@ -67,6 +71,30 @@ def state_lock(ctx: click.Context, state_file: str | None) -> None:
 
     with _open(ctx, state_file) as store:
         click.echo(render_locks(store.locks(), store.describe()))
+
+
+@state_group.command("init")
+@_state_option
+@click.pass_context
+def state_init(ctx: click.Context, state_file: str | None) -> None:
+    """Create the state if it is absent, else open it and upgrade its schema; print its location,
+    lineage and serial."""
+    from reconciler.state.admin import init_state
+
+    click.echo(init_state(_url(ctx, state_file)).render())
+
+
+@state_group.command("snapshot")
+@click.argument("dest", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace DEST if it exists.")
+@_state_option
+@click.pass_context
+def state_snapshot(ctx: click.Context, dest: Path, force: bool, state_file: str | None) -> None:
+    """Write a consistent copy of a SQLite state to DEST (SQLite's backup API: every committed
+    change, also those still in the WAL). For PostgreSQL use pg_dump."""
+    from reconciler.state.admin import snapshot_state
+
+    click.echo(snapshot_state(_url(ctx, state_file), dest, force=force).render())
 
 
 @state_group.command("migrate")
@@ -81,7 +109,7 @@ def state_migrate(source: str, destination: str, force: bool) -> None:
     src_url = parse_state_url(source, env=os.environ, origin="--from")
     dst_url = parse_state_url(destination, env=os.environ, origin="--to")
     with open_state_store(src_url, create=False) as src, open_state_store(dst_url, create=True) as dst:
-        click.echo(render_migration(migrate_state(src, dst, holder=_who(), force=force)))
+        click.echo(render_migration(migrate_state(src, dst, holder=who(), force=force)))
 
 
 @cli.command()
@@ -145,9 +173,9 @@ def resolve(
         raise click.UsageError("name the operations, or use --all --plan PLAN [--target T] (not both)")
     with _open(ctx, state_file) as store:
         if all_in_doubt:
-            entries = resolve_all_in_doubt(store, plan_id or "", applied, holder=_who(), target=target)
+            entries = resolve_all_in_doubt(store, plan_id or "", applied, holder=who(), target=target)
         else:
-            entries = [resolve_op(store, op_id, applied, holder=_who(), plan_id=plan_id) for op_id in op_ids]
+            entries = [resolve_op(store, op_id, applied, holder=who(), plan_id=plan_id) for op_id in op_ids]
     then = "its base position was updated" if applied else "the next apply of the plan will send it again"
     for entry in entries:
         click.echo(f"Operation {entry.op_id} of plan {entry.plan_id} is now {entry.status.value}; {then}.")

@@ -77,7 +77,8 @@ def _load(root: Path) -> Loaded:
         before = len(out.problems)
         out.catalog, problems = parse_catalog(catalog_data, targets if out.config_data is not None else None)
         out.problems += problems
-        if len(out.problems) > before and isinstance(catalog_data.get("items"), Mapping):
+        # A catalog that is not a mapping at all (a bare word, a list) has no items to mark broken.
+        if len(out.problems) > before and isinstance(catalog_data, Mapping) and isinstance(catalog_data.get("items"), Mapping):
             broken = frozenset(catalog_data["items"]) - set(out.catalog)
     collector = StockCollector(targets, _locations(out.config, out.config_data), out.catalog,
                                out.config.defaults.strategy if out.config else "merge", broken_skus=broken,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 
-from reconciler.model import Leg, OpKind, Operation, PositionKey
+from reconciler.model import Leg, OpKind, Operation, PositionKey, new_leg, new_operation
 from reconciler.planner._intent import Intent, LegIn, TargetCtx
 from reconciler.planner._moves import pair_movements
 
@@ -68,16 +68,21 @@ def compile_adjustments(cands: list[Intent], ctx_of: dict[str, TargetCtx]) -> li
     return out
 
 
+# Ranks by the member's value: a dict keyed by the enum itself would call Enum.__hash__ (Python
+# code) once per operation, a visible share of sorting a million of them.
+_RANK_OF_VALUE = {kind._value_: rank for kind, rank in KIND_RANK.items()}
+
+
 def _sort_key(it: Intent) -> tuple:
-    return (it.target, it.legs[0].location, it.item, KIND_RANK[it.kind], tuple(l.location for l in it.legs[1:]))
+    legs = it.legs
+    # Only a move has a second leg and the rank tells kinds apart, so "" for the missing second
+    # location orders exactly as the empty tuple of other legs' locations did.
+    return (it.target, legs[0].location, it.item, _RANK_OF_VALUE[it.kind._value_],
+            legs[1].location if len(legs) > 1 else "")
 
 
-def _freeze_leg(it: Intent, leg: LegIn, running: dict[PositionKey, int | None]) -> Leg:
-    key = (it.target, leg.location, it.item)
-    if key in running:
-        now = running[key]
-    else:
-        now = leg.actual if leg.actual is not None else leg.base
+def _freeze_leg(it: Intent, leg: LegIn, now: int | None) -> Leg:
+    """The leg with its change and expected quantity, given the running balance ``now``."""
     kind = it.kind
     if kind is OpKind.RESET:
         change, expected = leg.amount - (now or 0), leg.amount
@@ -88,43 +93,80 @@ def _freeze_leg(it: Intent, leg: LegIn, running: dict[PositionKey, int | None]) 
         change, expected = 0, None
     else:
         change, expected = 0, now
-    running[key] = expected
-    return Leg(leg.location, leg.actual, leg.base, leg.desired, change, expected)
+    return new_leg(leg.location, leg.actual, leg.base, leg.desired, change, expected)
 
 
 def op_id(it: Intent, legs: tuple[Leg, ...], lineage: str, serial: int) -> str:
     parts = ";".join(f"{l.location}:{l.change}:{l.desired}:{l.base}" for l in legs)
     extra = repr(sorted(it.settings_after.as_dict().items())) if it.settings_after is not None else ""
-    text = f"{it.kind.value}|{it.target}|{it.item}|{parts}|{extra}|{lineage}|{serial}"
+    text = f"{it.kind._value_}|{it.target}|{it.item}|{parts}|{extra}|{lineage}|{serial}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+class _Balances:
+    """The running quantity of every position, as the plan's operations are walked in order.
+
+    Operations whose first leg is at one position are adjacent in plan order, so for most
+    positions the balance is that of the previous leg or the starting one (A, else B); only
+    positions that a movement reaches as its second leg can be touched out of order, and only
+    those are kept in a dict (a million entries otherwise, for a chain's first plan).
+    """
+
+    __slots__ = ("moved", "held", "last", "last_value")
+
+    def __init__(self, intents: list[Intent]) -> None:
+        self.moved = {(it.target, it.legs[1].location, it.item) for it in intents if len(it.legs) > 1}
+        self.held: dict[PositionKey, int | None] = {}
+        self.last: PositionKey | None = None
+        self.last_value: int | None = None
+
+    def now(self, key: PositionKey, leg: LegIn) -> int | None:
+        if key in self.moved:
+            if key in self.held:
+                return self.held[key]
+        elif key == self.last:
+            return self.last_value
+        return leg.actual if leg.actual is not None else leg.base
+
+    def set(self, key: PositionKey, value: int | None) -> None:
+        if key in self.moved:
+            self.held[key] = value
+        else:
+            self.last, self.last_value = key, value
+
+
 def build_operations(intents: list[Intent], lineage: str, serial: int) -> list[Operation]:
+    """The plan's operations, in plan order. Consumes ``intents`` (the list is left empty) so
+    each intent is freed as soon as its operation exists: both at once would double the memory
+    of a plan that changes every position."""
     intents.sort(key=_sort_key)
-    running: dict[PositionKey, int | None] = {}
-    ops: list[Operation] = []
-    for it in intents:
-        legs = tuple(_freeze_leg(it, leg, running) for leg in it.legs)
-        ops.append(
-            Operation(
-                id=op_id(it, legs, lineage, serial),
-                kind=it.kind,
-                target=it.target,
-                item=it.item,
-                legs=legs,
-                reason=it.reason,
-                settings_before=it.settings_before,
-                settings_after=it.settings_after,
-                overridden_guards=tuple(sorted(it.guards)),
-                write_mode=it.write_mode,
-            )
-        )
+    intents.reverse()  # popped from the end, in plan order
+    balances = _Balances(intents)
+    tail = f"|{lineage}|{serial}"
+    sha, ops = hashlib.sha256, []
+    while intents:
+        it = intents.pop()
+        target, item = it.target, it.item
+        legs = []
+        for leg in it.legs:
+            key = (target, leg.location, item)
+            frozen = _freeze_leg(it, leg, balances.now(key, leg))
+            balances.set(key, frozen.expected)
+            legs.append(frozen)
+        # The id text is op_id's, written out: this runs once per operation.
+        parts = ";".join([f"{l.location}:{l.change}:{l.desired}:{l.base}" for l in legs])
+        after = it.settings_after
+        extra = repr(sorted(after.as_dict().items())) if after is not None else ""
+        text = f"{it.kind._value_}|{target}|{item}|{parts}|{extra}{tail}"
+        ops.append(new_operation(
+            sha(text.encode()).hexdigest()[:16], it.kind, target, item, tuple(legs), it.reason,
+            it.settings_before, after, tuple(sorted(it.guards)) if it.guards else (), it.write_mode,
+        ))
     return ops
 
 
 def plan_id(lineage: str, serial: int, desired_digest: str, ops: list[Operation]) -> str:
     h = hashlib.sha256(f"{lineage}|{serial}|{desired_digest}|".encode())
-    for op in ops:
-        h.update(op.id.encode())
+    # One update over the joined ids hashes the same bytes as one update per id.
+    h.update("".join([op.id for op in ops]).encode())
     return h.hexdigest()[:16]
-

@@ -104,7 +104,15 @@ def _zeroing(it: Intent) -> list[str]:
 
 def _mass_delete(diff: Diff, share: float, intents: list[Intent]) -> list[Finding]:
     hits: dict[tuple[str, str], list[Intent]] = {}
+    delete, release, drift = OpKind.DELETE, OpKind.RELEASE, OpKind.DRIFT
     for it in intents:
+        kind = it.kind
+        # Runs over every intent of the plan: skip without a call what cannot zero anything (a
+        # leg desired above zero, or an unmanaged position: adopts in a chain's first plan).
+        if kind is release or kind is drift:
+            continue
+        if kind is not delete and len(it.legs) == 1 and (it.legs[0].desired != 0 or it.legs[0].base is None):
+            continue
         for loc in _zeroing(it):
             hits.setdefault((it.target, loc), []).append(it)
     found: list[Finding] = []

@@ -28,6 +28,7 @@ from reconciler.state.base import (
     RunRecord,
     StateStore,
 )
+from reconciler.state.admin import SnapshotInfo, StateInfo, init_state, snapshot_sqlite, snapshot_state
 from reconciler.state.sqlite import SQLiteStateStore
 from reconciler.state.url import StateURL, parse_state_url
 
@@ -78,8 +79,13 @@ __all__ = [
     "PlanStatus",
     "RunRecord",
     "SQLiteStateStore",
+    "SnapshotInfo",
+    "StateInfo",
     "StateStore",
     "StateURL",
+    "init_state",
     "open_state_store",
     "parse_state_url",
+    "snapshot_sqlite",
+    "snapshot_state",
 ]

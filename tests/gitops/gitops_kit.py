@@ -1,5 +1,5 @@
 """Real git repositories, the example stock repository, its five sandboxes and the workflows'
-state script, for the GitOps tests. Nothing here is stubbed: git is git, the sandboxes are the
+state script (.github/scripts/reconciler-state.sh), for the GitOps tests. Nothing here is stubbed: git is git, the sandboxes are the
 HTTP simulators on loopback, reconciler runs as a subprocess the way CI runs it."""
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from reconciler.sandbox._process import make_simulator
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
+STATE_SCRIPT = ".github/scripts/reconciler-state.sh"  # relative to a checkout, as the workflows call it
+STATE_MODES = ("read", "claim", "save", "init")
 KIND_OPTIONS = ("account", "integration")  # the sandbox options the example's targets carry
 
 
@@ -78,9 +80,11 @@ class Sandboxes:
 
 
 def write_example(into: Path, sandboxes: Sandboxes) -> None:
-    """The project's example stock repository, its targets pointing at ``sandboxes``."""
+    """The project's example stock repository, its targets pointing at ``sandboxes``, with this
+    repository's .github/ (workflows and the state script) as a stock repository copies it."""
     into.mkdir(parents=True, exist_ok=True)
     shutil.copytree(ROOT / "stock", into / "stock")
+    shutil.copytree(ROOT / ".github", into / ".github")
     (into / "plans").mkdir()
     (into / "plans" / ".gitkeep").write_text("")
     text = (ROOT / "reconciler.yaml").read_text(encoding="utf-8")
@@ -99,7 +103,8 @@ def reconciler(cwd: Path, *args: str, env: dict[str, str]) -> subprocess.Complet
 
 
 def ci_env(tmp: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of a CI step: a fresh GITHUB_OUTPUT, RUNNER_TEMP, this venv's python first."""
+    """The environment of a CI step: a fresh GITHUB_OUTPUT, RUNNER_TEMP, this venv's python and
+    reconciler first on PATH."""
     output = tmp / f"github-output-{len(list(tmp.glob('github-output-*')))}"
     output.touch()
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -117,17 +122,21 @@ def steps(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from job["steps"]
 
 
-def state_script(tmp: Path, workflow_name: str = "reconciler-apply.yml") -> Path:
-    """Run the workflow's own "Write the state script" step, as the runner would."""
-    step = next(s for s in steps(workflow(workflow_name)) if s.get("id") == "state-script")
-    subprocess.run(["bash", "-e", "-c", step["run"]], env=ci_env(tmp), check=True, timeout=30)
-    return tmp / "reconciler-state.sh"
+def state_step(mode: str) -> str:
+    """The ``run:`` of the workflow step that calls the state script in ``mode`` (the first found)."""
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        for step in steps(workflow(path.name)):
+            if step.get("run", "").split() == ["bash", STATE_SCRIPT, mode]:
+                return str(step["run"])
+    raise AssertionError(f"no workflow step runs `bash {STATE_SCRIPT} {mode}`")
 
 
-def run_state(script: Path, mode: str, repo: Path, tmp: Path, **extra: str) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
-    """``reconciler-state.sh MODE`` in ``repo``; returns the process and the step's outputs."""
+def run_state(mode: str, repo: Path, tmp: Path, **extra: str) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
+    """The workflows' own state step for ``mode`` run in the checkout ``repo``, as the runner
+    runs it; returns the process and the step's outputs."""
     env = ci_env(tmp, extra)
-    done = subprocess.run(["bash", str(script), mode], cwd=repo, capture_output=True, text=True, env=env, timeout=60)
+    done = subprocess.run(["bash", "-e", "-c", state_step(mode)], cwd=repo, capture_output=True, text=True,
+                          env=env, timeout=60)
     outputs = dict(line.split("=", 1) for line in Path(env["GITHUB_OUTPUT"]).read_text().splitlines() if "=" in line)
     return done, outputs
 

@@ -1,5 +1,6 @@
 """The GitOps loop end to end with real git: a bare remote, clones playing the developer and the
-CI jobs, the workflows' own state script keeping the state on its branch, reconciler run as a
+CI jobs, the workflows' own state steps (.github/scripts/reconciler-state.sh, copied into the stock
+repository as a user copies it) keeping the state on its branch, reconciler run as a
 subprocess, and the five vendor sandboxes on loopback."""
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from gitops_kit import (
     run_state,
     sandbox_item,
     sandbox_quantities,
-    state_script,
     write_example,
 )
 from reconciler.config import load_project
@@ -45,9 +45,8 @@ class Loop:
         git(seed, "add", ".")
         git(seed, "commit", "--quiet", "-m", "stock repository")
         git(seed, "push", "--quiet", str(self.remote), "main")
-        self.script = state_script(tmp)
         init = clone(self.remote, tmp / "ci-init")
-        done, out = run_state(self.script, "init", init, tmp)
+        done, out = run_state("init", init, tmp)
         assert done.returncode == 0, done.stderr
         self.dev = clone(self.remote, tmp / "dev")
 
@@ -67,7 +66,7 @@ class Loop:
     def plan_job(self, branch: str, number: int) -> tuple[Path, str]:
         """reconciler-plan.yml: restore the state read-only, plan, keep the saved plan (the artifact)."""
         job = clone(self.remote, self.tmp / f"ci-plan-{number}", branch)
-        done, _ = run_state(self.script, "read", job, self.tmp)
+        done, _ = run_state("read", job, self.tmp)
         assert done.returncode == 0, done.stderr
         plan = reconciler(job, "plan", "--out", f"plans/pr-{number}.json", "--format", "markdown",
                           "--detailed-exitcode", env=self.env)
@@ -87,11 +86,11 @@ class Loop:
         """reconciler-apply.yml: claim the state, apply the downloaded plan (never re-plan), save."""
         job = clone(self.remote, self.tmp / f"ci-apply-{number}")
         shutil.copy(artifact, job / "plans" / artifact.name)
-        done, out = run_state(self.script, "claim", job, self.tmp)
+        done, out = run_state("claim", job, self.tmp)
         assert done.returncode == 0, done.stderr
         assert git(job, "ls-tree", "--name-only", out["claim"]).split() == ["LOCK", "state.db"]
         applied = reconciler(job, "apply", f"plans/{artifact.name}", "--no-progress", env=self.env)
-        saved, _ = run_state(self.script, "save", job, self.tmp, STATE_CLAIM=out["claim"])
+        saved, _ = run_state("save", job, self.tmp, STATE_CLAIM=out["claim"])
         assert saved.returncode == 0, saved.stderr
         return job, applied.returncode, applied.stdout + applied.stderr
 
@@ -139,7 +138,7 @@ def test_reviewed_plan_is_applied_on_merge_and_the_sandboxes_hold_its_results(lo
 
     # the next plan job (a fresh clone of main, the state restored from its branch) has nothing to do
     nxt = clone(loop.remote, loop.tmp / "ci-plan-next")
-    assert run_state(loop.script, "read", nxt, loop.tmp)[0].returncode == 0
+    assert run_state("read", nxt, loop.tmp)[0].returncode == 0
     again = cli(nxt, "plan", "--detailed-exitcode", env=loop.env)
     assert again.exit_code == 0 and "Plan: no changes" in again.output, again.output
 
@@ -170,10 +169,10 @@ def test_apply_refuses_when_main_moved_on_after_the_plan(loop: Loop) -> None:
     assert loop.state_branch_files() == ["state.db"]  # the claim is released all the same
     # a second claim holds off a concurrent apply before it can send anything
     other = clone(loop.remote, loop.tmp / "ci-other")
-    _, claimed = run_state(loop.script, "claim", job, loop.tmp)
-    done, _ = run_state(loop.script, "claim", other, loop.tmp)
+    _, claimed = run_state("claim", job, loop.tmp)
+    done, _ = run_state("claim", other, loop.tmp)
     assert done.returncode == 1 and "claimed by another apply" in done.stderr
-    stale, _ = run_state(loop.script, "save", other, loop.tmp, STATE_CLAIM=git(loop.remote, "rev-parse", "reconciler-state~1"))
+    stale, _ = run_state("save", other, loop.tmp, STATE_CLAIM=git(loop.remote, "rev-parse", "reconciler-state~1"))
     assert stale.returncode == 1 and "moved under this run" in stale.stderr  # compare-and-swap
-    ok, _ = run_state(loop.script, "save", job, loop.tmp, STATE_CLAIM=claimed["claim"])
+    ok, _ = run_state("save", job, loop.tmp, STATE_CLAIM=claimed["claim"])
     assert ok.returncode == 0, ok.stderr
