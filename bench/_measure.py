@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import resource
 import statistics
 import time
@@ -42,6 +43,9 @@ class Stage:
     wall: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
     rss: list[float] = field(default_factory=list)
+    # CPU seconds of the sandbox process serving the stage's requests (another process: it
+    # counts in this stage's wall time, not in its CPU time)
+    server_cpu: list[float] = field(default_factory=list)
 
     @property
     def wall_s(self) -> float:
@@ -55,10 +59,25 @@ class Stage:
     def peak_rss_mb(self) -> float:
         return max(self.rss)
 
+    @property
+    def server_cpu_s(self) -> float | None:
+        return statistics.median(self.server_cpu) if self.server_cpu else None
 
-def measure(stage: Stage, fn: Callable[[], Any], profile_to: Path | None = None) -> Any:
+
+def process_cpu_s(pid: int) -> float | None:
+    """utime + stime of another process (Linux /proc), or None where that cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # fields[0] is the state (field 3 of stat(5)); utime and stime are fields 14 and 15
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(stage: Stage, fn: Callable[[], Any], profile_to: Path | None = None, server_pid: int | None = None) -> Any:
     """Run ``fn`` once, adding its wall/CPU time and peak RSS to ``stage``; with ``profile_to``
-    it runs under pyinstrument and writes ``<profile_to>.txt`` and ``.html``."""
+    it runs under pyinstrument and writes ``<profile_to>.txt`` and ``.html``; with
+    ``server_pid`` the CPU time that process spent meanwhile is recorded too."""
     gc.collect()  # garbage of the previous stage is not this stage's memory or time
     per_stage = _reset_peak()
     profiler = None
@@ -67,9 +86,11 @@ def measure(stage: Stage, fn: Callable[[], Any], profile_to: Path | None = None)
 
         profiler = Profiler(interval=0.005)
         profiler.start()
+    server = process_cpu_s(server_pid) if server_pid is not None else None
     wall, cpu = time.perf_counter(), time.process_time()
     result = fn()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    server_after = process_cpu_s(server_pid) if server_pid is not None else None
     if profiler is not None:
         profiler.stop()
         profile_to.parent.mkdir(parents=True, exist_ok=True)
@@ -78,5 +99,7 @@ def measure(stage: Stage, fn: Callable[[], Any], profile_to: Path | None = None)
     else:  # profiled runs are slower; they do not count
         stage.wall.append(wall)
         stage.cpu.append(cpu)
+        if server is not None and server_after is not None:
+            stage.server_cpu.append(server_after - server)
     stage.rss.append(peak_rss_mb() if per_stage else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return result

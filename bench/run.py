@@ -48,6 +48,7 @@ class Bench:
     apply_ops: int = 10_000
     profile: Path | None = None
     seed: int = 7
+    server_pid: int | None = None  # the sandbox serving the stages being timed
     stages: dict[str, Stage] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)
 
@@ -56,7 +57,7 @@ class Bench:
 
     def timed(self, name: str, fn: Any) -> list[Any]:
         """``repeat`` measured runs of ``fn``, plus one profiled run when --profile is given."""
-        results = [measure(self.stage(name), fn) for _ in range(self.repeat)]
+        results = [measure(self.stage(name), fn, server_pid=self.server_pid) for _ in range(self.repeat)]
         if self.profile is not None:
             measure(self.stage(name), fn, self.profile / f"{name}-{self.locations * self.skus}")
         return results
@@ -68,6 +69,7 @@ def run_plan_stages(bench: Bench, work: Path) -> None:
     with _setup.xseries_sandbox(work, spec, qty) as sandbox:
         root = work / "repo"
         _repo.write_repo(root, spec, sandbox.url)
+        bench.server_pid = sandbox.pid
         env, out = _setup.env(), work / "plan.json"
 
         def validate() -> None:
@@ -89,6 +91,7 @@ def run_plan_stages(bench: Bench, work: Path) -> None:
         # As if that plan had been applied: B = D = A, so nothing changes.
         _setup.seed_base(root / ".reconciler" / "state.db", spec, qty)
         bench.timed("noop_plan", lambda: plan(0))
+        bench.server_pid = None
 
 
 def run_apply_stage(bench: Bench, work: Path) -> None:
@@ -144,6 +147,8 @@ def result(bench: Bench) -> dict[str, Any]:
         out[f"{name}_s"] = round(stage.wall_s, 3)
         out[f"{name}_cpu_s"] = round(stage.cpu_s, 3)
         out[f"{name}_peak_rss_mb"] = round(stage.peak_rss_mb, 1)
+        if stage.server_cpu_s is not None:
+            out[f"{name}_sandbox_cpu_s"] = round(stage.server_cpu_s, 3)
         count = bench.facts.get("apply_ops", 0) if "apply" in name else positions
         out[f"{name}_us_per_position"] = round(stage.wall_s / max(1, count) * 1e6, 2)
     out["apply_ops"] = bench.facts.get("apply_ops", 0)
@@ -157,11 +162,13 @@ def result(bench: Bench) -> dict[str, Any]:
 def render(res: dict[str, Any]) -> str:
     lines = [f"{res['positions']:,} positions ({res['locations']} locations x {res['skus']} SKUs), "
              f"median of {res['repeat']}; apply: {res['apply_ops']:,} adjustments",
-             f"{'stage':<12}{'wall s':>9}{'cpu s':>9}{'us/pos':>9}{'peak RSS MB':>13}"]
+             f"{'stage':<12}{'wall s':>9}{'cpu s':>9}{'us/pos':>9}{'peak RSS MB':>13}{'sandbox cpu s':>15}"]
     for name in ("validate", "plan", "noop_plan", "adopt_apply", "apply"):
         if f"{name}_s" in res:
+            sandbox = res.get(f"{name}_sandbox_cpu_s")
             lines.append(f"{name:<12}{res[name + '_s']:>9.3f}{res[name + '_cpu_s']:>9.3f}"
-                         f"{res[name + '_us_per_position']:>9.2f}{res[name + '_peak_rss_mb']:>13.1f}")
+                         f"{res[name + '_us_per_position']:>9.2f}{res[name + '_peak_rss_mb']:>13.1f}"
+                         f"{'' if sandbox is None else format(sandbox, '.3f'):>15}")
     m = res["machine"]
     lines.append(f"peak RSS {res['peak_rss_mb']} MB; {m['nproc']} CPUs ({m['cpu']}), Python {m['python']}, "
                  f"load average {m['load_avg_1m']} at the end")
