@@ -101,5 +101,6 @@ def measure(stage: Stage, fn: Callable[[], Any], profile_to: Path | None = None,
         stage.cpu.append(cpu)
         if server is not None and server_after is not None:
             stage.server_cpu.append(server_after - server)
-    stage.rss.append(peak_rss_mb() if per_stage else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        # a profiled run keeps the profiler's frames in memory too: its peak does not count either
+        stage.rss.append(peak_rss_mb() if per_stage else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return result

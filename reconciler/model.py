@@ -17,6 +17,9 @@ Vocabulary (DESIGN.md section 2):
 from __future__ import annotations
 
 import enum
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, Callable, Literal, Mapping
 
@@ -294,3 +297,21 @@ new_desired_position: Callable[..., DesiredPosition] = fast_constructor(DesiredP
 new_record: Callable[[int, Settings], Record] = fast_constructor(Record)
 new_leg: Callable[[str, int | None, int | None, int | None, int, int | None], Leg] = fast_constructor(Leg)
 new_operation: Callable[..., Operation] = fast_constructor(Operation)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside the block; the previous setting is restored.
+
+    Loading, reading live stock and planning each allocate up to millions of small acyclic
+    records that stay alive; the collector would rescan them (and everything already loaded)
+    again and again without finding garbage: a quarter to a third of those stages' time at a
+    million positions. Reference counting still frees everything that is dropped.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

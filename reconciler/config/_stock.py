@@ -7,7 +7,6 @@ positions, and the per-position work here is a handful of dict lookups and type 
 from __future__ import annotations
 
 import difflib
-from itertools import repeat
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -200,8 +199,7 @@ class StockCollector:
     # location or SKU would look unknown, and saying so for each position is only noise.
     targets_known: bool = True
     catalog_known: bool = True
-    _known: dict[str, dict[str, bool]] = field(default_factory=dict, repr=False)
-    _skus: dict[str, str] | None = field(default=None, repr=False)
+    _known: dict[str, dict[str, tuple[str, bool]]] = field(default_factory=dict, repr=False)
 
     def add_file(self, data: Any, rel: str) -> None:
         if not isinstance(data, LineDict):
@@ -273,65 +271,40 @@ class StockCollector:
                           "Write one line per SKU, e.g. `TSHIRT-RED-M: 12`.")
             return
         resolved: Strategy = strategy or info.strategy or self.default_strategy
-        if not (fresh and self._bulk(info, section, location, resolved, rel)):
-            self._positions(info, section, location, resolved, rel)
+        self._positions(info, section, location, resolved, rel, fresh)
 
-    def _positions(self, info: TargetInfo, section: LineDict, location: str, strategy: Strategy, rel: str) -> None:
+    def _positions(self, info: TargetInfo, section: LineDict, location: str, strategy: Strategy, rel: str,
+                   fresh: bool) -> None:
         # The hot loop of validate (a million positions for a large chain): the common case (a
         # SKU with an id in this target, a plain count in range, declared once) is decided with a
-        # few lookups; everything else goes through _position, which says what is wrong.
+        # few lookups; everything else goes through _position, which says what is wrong. A
+        # ``fresh`` (target, location) has no positions yet, so none can be declared twice.
         target, positions, lines = info.name, self.positions, section.key_lines
         known = self._known_items(target)
         make, source = _new_position, _new_source
         for sku, value in section.items():
-            protect = known.get(sku)
-            key = (target, location, sku)
-            if protect is None or value.__class__ is not int or not 0 <= value <= MAX_QUANTITY or key in positions:
+            hit = known.get(sku)
+            if hit is None or value.__class__ is not int or not 0 <= value <= MAX_QUANTITY:
                 self._position(info, sku, value, lines[sku], location, strategy, rel)
                 continue
-            positions[key] = make(target, location, sku, value, NO_SETTINGS, strategy, protect, source(rel, lines[sku]))
+            # The catalog's own SKU string, not the location file's copy: one string per SKU
+            # for the whole chain instead of one per position.
+            item, protect = hit
+            key = (target, location, item)
+            if not fresh and key in positions:
+                self._position(info, sku, value, lines[sku], location, strategy, rel)
+                continue
+            positions[key] = make(target, location, item, value, NO_SETTINGS, strategy, protect, source(rel, lines[sku]))
 
-    def _bulk(self, info: TargetInfo, section: LineDict, location: str, strategy: Strategy, rel: str) -> bool:
-        """The common section in one go, or False (nothing done) when any position needs a look.
-
-        Common: every SKU has an id in the target, every value is a plain count in range, and no
-        other file declared this (target, location) (the caller knows), so nothing is declared
-        twice. Those checks and the construction run in C-level loops (``map``, ``zip``, set
-        comparison): a third of the cost of the position-by-position loop.
-        """
-        if not section:
-            return True
-        known, canonical = self._known_items(info.name), self._canonical
-        values = section.values()
-        if not section.keys() <= known.keys() or set(map(type, values)) != {int}:
-            return False
-        if min(values) < 0 or max(values) > MAX_QUANTITY:
-            return False
-        # The catalog's own SKU strings, not the location file's copies: one string per SKU for
-        # the whole chain instead of one per position.
-        skus = list(map(canonical.__getitem__, section))
-        target = info.name
-        self.positions.update(zip(
-            zip(repeat(target), repeat(location), skus),
-            map(_new_position, repeat(target), repeat(location), skus, values, repeat(NO_SETTINGS),
-                repeat(strategy), map(known.__getitem__, skus),
-                map(_new_source, repeat(rel), map(section.key_lines.__getitem__, section))),
-        ))
-        return True
-
-    def _known_items(self, target: str) -> dict[str, bool]:
-        """SKU -> protect flag, for the SKUs that have an id in ``target`` (built once per target)."""
+    def _known_items(self, target: str) -> dict[str, tuple[str, bool]]:
+        """SKU -> (the catalog's SKU string, protect flag), for the SKUs that have an id in
+        ``target`` (built once per target)."""
         known = self._known.get(target)
         if known is None:
-            known = self._known[target] = {sku: item.protect for sku, item in self.catalog.items() if target in item.ids}
+            known = self._known[target] = {
+                sku: (sku, item.protect) for sku, item in self.catalog.items() if target in item.ids
+            }
         return known
-
-    @property
-    def _canonical(self) -> dict[str, str]:
-        """SKU -> the catalog's string object for it."""
-        if self._skus is None:
-            self._skus = {sku: sku for sku in self.catalog}
-        return self._skus
 
     def _position(self, info: TargetInfo, sku: str, value: Any, line: int, location: str, strategy: Strategy,
                   rel: str) -> None:

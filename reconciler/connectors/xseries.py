@@ -29,7 +29,7 @@ from reconciler.connectors._http import RetryPolicy, VendorHTTP
 from reconciler.connectors._xseries_consignments import ConsignmentWriter
 from reconciler.connectors.base import Connector, OpResult, Outcome, TargetContext, Verification
 from reconciler.errors import ConfigError, NotSupported, Problem, VendorRejected
-from reconciler.model import NO_SETTINGS, Capabilities, OpKind, Operation, Record, Settings, new_record
+from reconciler.model import NO_SETTINGS, Capabilities, OpKind, Operation, Record, Settings, gc_paused, new_record
 
 DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 10_000  # govend: every 2.0 endpoint except sales caps pages at 10,000
@@ -118,17 +118,18 @@ class XSeriesConnector(Connector):
         # a position (a gigabyte for a chain of a million positions).
         latest: dict[tuple[str, str], tuple[int, Record | None]] = {}
         make = _RecordMaker()
-        for rec in self.inventory_records("/api/2.0/inventory"):
-            location, item = outlets.get(rec.get("outlet_id")), products.get(rec.get("product_id"))
-            if location is None or item is None:
-                continue  # not managed by this repository
-            version = int(rec.get("version") or 0)
-            key = (location, item)
-            seen = latest.get(key)
-            # A record changed during paging shows up again with a higher version: keep the newest.
-            if seen is None or seen[0] <= version:
-                latest[key] = (version, None if rec.get("deleted_at") else make(rec))
-        return {key: record for key, (_, record) in latest.items() if record is not None}
+        with gc_paused():
+            for rec in self.inventory_records("/api/2.0/inventory"):
+                location, item = outlets.get(rec.get("outlet_id")), products.get(rec.get("product_id"))
+                if location is None or item is None:
+                    continue  # not managed by this repository
+                version = int(rec.get("version") or 0)
+                key = (location, item)
+                seen = latest.get(key)
+                # A record changed during paging shows up again with a higher version: keep the newest.
+                if seen is None or seen[0] <= version:
+                    latest[key] = (version, None if rec.get("deleted_at") else make(rec))
+            return {key: record for key, (_, record) in latest.items() if record is not None}
 
     def live_amounts(self, product_id: str) -> dict[str, int]:
         """outlet_id -> current amount of one product, read just before a write that needs it."""

@@ -9,6 +9,7 @@ so applying the plan's changes in order to live stock yields every leg's ``expec
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 
 from reconciler.model import Leg, OpKind, Operation, PositionKey, new_leg, new_operation
 from reconciler.planner._intent import Intent, LegIn, TargetCtx
@@ -81,9 +82,8 @@ def _sort_key(it: Intent) -> tuple:
             legs[1].location if len(legs) > 1 else "")
 
 
-def _freeze_leg(it: Intent, leg: LegIn, now: int | None) -> Leg:
+def _freeze_leg(kind: OpKind, leg: LegIn, now: int | None) -> Leg:
     """The leg with its change and expected quantity, given the running balance ``now``."""
-    kind = it.kind
     if kind is OpKind.RESET:
         change, expected = leg.amount - (now or 0), leg.amount
     elif kind is OpKind.ADJUST or kind is OpKind.MOVE:
@@ -103,36 +103,35 @@ def op_id(it: Intent, legs: tuple[Leg, ...], lineage: str, serial: int) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-class _Balances:
-    """The running quantity of every position, as the plan's operations are walked in order.
+def _frozen_legs(intents: list[Intent]) -> Iterator[tuple[Intent, tuple[Leg, ...]]]:
+    """Pop ``intents`` (reversed plan order) and give each with its legs frozen.
 
-    Operations whose first leg is at one position are adjacent in plan order, so for most
-    positions the balance is that of the previous leg or the starting one (A, else B); only
-    positions that a movement reaches as its second leg can be touched out of order, and only
-    those are kept in a dict (a million entries otherwise, for a chain's first plan).
+    Expected values come from a running balance per position, starting at A (B where A is
+    unknown). Operations whose first leg is at one position are adjacent in plan order, so for
+    most positions the balance is the previous leg's or the starting one; only positions a
+    movement reaches as its second leg can be touched out of order, and only those are kept in
+    a dict (which would otherwise hold a million entries for a chain's first plan).
     """
-
-    __slots__ = ("moved", "held", "last", "last_value")
-
-    def __init__(self, intents: list[Intent]) -> None:
-        self.moved = {(it.target, it.legs[1].location, it.item) for it in intents if len(it.legs) > 1}
-        self.held: dict[PositionKey, int | None] = {}
-        self.last: PositionKey | None = None
-        self.last_value: int | None = None
-
-    def now(self, key: PositionKey, leg: LegIn) -> int | None:
-        if key in self.moved:
-            if key in self.held:
-                return self.held[key]
-        elif key == self.last:
-            return self.last_value
-        return leg.actual if leg.actual is not None else leg.base
-
-    def set(self, key: PositionKey, value: int | None) -> None:
-        if key in self.moved:
-            self.held[key] = value
-        else:
-            self.last, self.last_value = key, value
+    moved = {(it.target, it.legs[1].location, it.item) for it in intents if len(it.legs) > 1}
+    held: dict[PositionKey, int | None] = {}
+    last_key: PositionKey | None = None
+    last_value: int | None = None
+    while intents:
+        it = intents.pop()
+        kind, target, item = it.kind, it.target, it.item
+        legs = []
+        for leg in it.legs:
+            key = (target, leg.location, item)
+            if key in moved:
+                now = held[key] if key in held else (leg.actual if leg.actual is not None else leg.base)
+                frozen = _freeze_leg(kind, leg, now)
+                held[key] = frozen.expected
+            else:
+                now = last_value if key == last_key else (leg.actual if leg.actual is not None else leg.base)
+                frozen = _freeze_leg(kind, leg, now)
+                last_key, last_value = key, frozen.expected
+            legs.append(frozen)
+        yield it, tuple(legs)
 
 
 def build_operations(intents: list[Intent], lineage: str, serial: int) -> list[Operation]:
@@ -141,25 +140,16 @@ def build_operations(intents: list[Intent], lineage: str, serial: int) -> list[O
     of a plan that changes every position."""
     intents.sort(key=_sort_key)
     intents.reverse()  # popped from the end, in plan order
-    balances = _Balances(intents)
     tail = f"|{lineage}|{serial}"
     sha, ops = hashlib.sha256, []
-    while intents:
-        it = intents.pop()
-        target, item = it.target, it.item
-        legs = []
-        for leg in it.legs:
-            key = (target, leg.location, item)
-            frozen = _freeze_leg(it, leg, balances.now(key, leg))
-            balances.set(key, frozen.expected)
-            legs.append(frozen)
+    for it, legs in _frozen_legs(intents):
         # The id text is op_id's, written out: this runs once per operation.
         parts = ";".join([f"{l.location}:{l.change}:{l.desired}:{l.base}" for l in legs])
         after = it.settings_after
         extra = repr(sorted(after.as_dict().items())) if after is not None else ""
-        text = f"{it.kind._value_}|{target}|{item}|{parts}|{extra}{tail}"
+        text = f"{it.kind._value_}|{it.target}|{it.item}|{parts}|{extra}{tail}"
         ops.append(new_operation(
-            sha(text.encode()).hexdigest()[:16], it.kind, target, item, tuple(legs), it.reason,
+            sha(text.encode()).hexdigest()[:16], it.kind, it.target, it.item, legs, it.reason,
             it.settings_before, after, tuple(sorted(it.guards)) if it.guards else (), it.write_mode,
         ))
     return ops

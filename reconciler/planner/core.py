@@ -5,14 +5,11 @@ The only impure input is the clock, and only when ``created_at`` is not given.
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Callable
 
 from reconciler.errors import GuardError, PlanError
-from reconciler.model import ActualState, BaseState, DesiredState, Plan, Policy, TargetPolicy
+from reconciler.model import ActualState, BaseState, DesiredState, Plan, Policy, TargetPolicy, gc_paused
 from reconciler.planner._build import build_operations, compile_adjustments, plan_id
 from reconciler.planner._diff import Diff, run_diff
 from reconciler.planner._guards import check_guards
@@ -77,20 +74,6 @@ def _unreadable(cache: dict[str, TargetCtx]) -> tuple[list[str], list[str]]:
     return names, notes
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    # Planning allocates up to millions of small objects that all stay alive until the plan is
-    # made; the cyclic collector would rescan them again and again (about a quarter of the time
-    # on a million positions) without ever finding garbage. The previous setting is restored.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def _plan_error(errors: list[str], shown: int = 50) -> PlanError:
     # A whole location of undeletable positions would otherwise print thousands of lines.
     more = f"\n  ... and {len(errors) - shown:,} more like these" if len(errors) > shown else ""
@@ -119,7 +102,7 @@ def make_plan(
     Raises PlanError for what no override can fix (deletes a target cannot do, settings it cannot
     hold) and GuardError listing every guard violation that was not overridden.
     """
-    with _gc_paused():
+    with gc_paused():
         return _make_plan(desired, base, actual, policy, git_commit, git_dirty, created_at)
 
 
