@@ -128,10 +128,15 @@ class SQLStateStore(StateStore):
         with self._errors("load base"):
             wanted = None if targets is None else set(targets)
             positions: dict[PositionKey, Record] = {}
-            for row in self._all("SELECT target, location, item, quantity, settings FROM base"):
-                if wanted is not None and row[0] not in wanted:
+            # Most positions share a handful of settings texts ('{}' above all): parse each once.
+            settings_of: dict[str, Settings] = {}
+            for target, location, item, quantity, text in self._all("SELECT target, location, item, quantity, settings FROM base"):
+                if wanted is not None and target not in wanted:
                     continue
-                positions[(row[0], row[1], row[2])] = Record(int(row[3]), Settings.from_dict(json.loads(row[4])))
+                settings = settings_of.get(text)
+                if settings is None:
+                    settings = settings_of[text] = Settings.from_dict(json.loads(text))
+                positions[(target, location, item)] = Record(int(quantity), settings)
             return BaseState(self._meta("lineage"), int(self._meta("serial")), positions)
 
     def _apply_base_updates(self, updates: Sequence[BaseUpdate]) -> None:
