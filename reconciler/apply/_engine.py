@@ -19,15 +19,16 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 from reconciler.apply._ops import JOURNALED_KINDS, base_updates, request_summary, resendable
 from reconciler.apply.report import ApplyReport, OpReport, ProgressEvent
 from reconciler.connectors.base import Connector, OpResult, Outcome, Verification
 from reconciler.errors import PlanError, ReconcilerError, StalePlanError, StateError, VendorError, VendorUnavailable
 from reconciler.model import OpKind, Operation, Plan
-from reconciler.state.base import JournalEntry, JournalStatus, LockInfo, StateStore
+from reconciler.state.base import BaseUpdate, JournalEntry, JournalStatus, LockInfo, StateStore
 from reconciler.state.base import Outcome as Written
 
 DEFAULT_LOCK_TTL_S = 900.0
@@ -80,10 +81,28 @@ class _Run:
     keeper: _LockKeeper
     progress: Progress | None
 
+    # Outcomes of the batch being settled, written in one transaction by outcomes_of_one_batch().
+    buffered: list[tuple[Written, Sequence[BaseUpdate]]] | None = None
+
     def write(self, op: Operation, status: JournalStatus, *, response: str = "", error: str | None = None) -> OpReport:
         updates = base_updates(op) if status is JournalStatus.APPLIED else ()
-        self.store.record_outcome(self.plan.plan_id, Written(op.id, status, response, error), updates)
+        outcome = Written(op.id, status, response, error)
+        if self.buffered is not None:
+            self.buffered.append((outcome, updates))
+        else:
+            self.store.record_outcome(self.plan.plan_id, outcome, updates)
         return _report(op, status.value, error=error, response=response)
+
+    @contextmanager
+    def outcomes_of_one_batch(self) -> Iterator[None]:
+        """Journal a batch's outcomes in one commit. A crash before it leaves them all pending,
+        which a resume settles exactly as it settles one operation left pending."""
+        self.buffered = []
+        try:
+            yield
+        finally:
+            outcomes, self.buffered = self.buffered, None
+            self.store.record_outcomes(self.plan.plan_id, outcomes)
 
     def pending(self, ops: Sequence[Operation]) -> None:
         rows = [(op, request_summary(op), base_updates(op)) for op in ops]
@@ -263,6 +282,11 @@ def _send_all(run: _Run, conn: Connector, ops: Sequence[Operation]) -> list[OpRe
 
 def _send_batch(run: _Run, conn: Connector, batch: Sequence[Operation]) -> list[OpReport]:
     run.pending(batch)
+    with run.outcomes_of_one_batch():
+        return _settle_batch(run, conn, batch)
+
+
+def _settle_batch(run: _Run, conn: Connector, batch: Sequence[Operation]) -> list[OpReport]:
     try:
         results = conn.execute(batch)
     except VendorUnavailable as exc:

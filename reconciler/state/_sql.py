@@ -355,6 +355,15 @@ class SQLStateStore(StateStore):
             if outcome.status is JournalStatus.APPLIED:
                 self._apply_base_updates(base_updates)
 
+    def record_outcomes(self, plan_id: str, outcomes: Sequence[tuple[Outcome, Sequence[BaseUpdate]]]) -> None:
+        if not outcomes:
+            return
+        with self._tx(f"journal {len(outcomes)} operations"):
+            for outcome, updates in outcomes:
+                self._write_outcome(plan_id, outcome)
+                if outcome.status is JournalStatus.APPLIED:
+                    self._apply_base_updates(updates)
+
     def _write_outcome(self, plan_id: str, outcome: Outcome) -> None:
         cursor = self._execute(
             "UPDATE journal SET status = ?, response = ?, error = ?, updated_at = ? WHERE plan_id = ? AND op_id = ?",

@@ -235,6 +235,12 @@ class StateStore(ABC):
     def record_outcome(self, plan_id: str, outcome: Outcome, base_updates: Sequence[BaseUpdate] = ()) -> None:
         """The journal row and the base positions it implies, in one transaction."""
 
+    def record_outcomes(self, plan_id: str, outcomes: Sequence[tuple[Outcome, Sequence[BaseUpdate]]]) -> None:
+        """Several outcomes (one batch's) with their base positions; stores override this to
+        use one transaction, so a batch costs one durable commit instead of one per operation."""
+        for outcome, updates in outcomes:
+            self.record_outcome(plan_id, outcome, updates)
+
     @abstractmethod
     def journal(self, plan_id: str) -> dict[str, JournalEntry]: ...
 
