@@ -90,7 +90,7 @@ def read_actual(connectors: Mapping[str, Connector], progress: Callable[[str], N
             continue
         if progress:
             progress(f"reading live stock of {name}")
-        actual[name] = TargetActual(readable=True, positions=dict(conn.read_stock()))
+        actual[name] = TargetActual(readable=True, positions=conn.read_stock())
     return actual
 
 

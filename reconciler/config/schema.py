@@ -108,7 +108,7 @@ def parse_config(data: Any, file: str = CONFIG_FILE) -> tuple[RepoConfig | None,
     """Validate reconciler.yaml's plain values; every pydantic error becomes a located Problem."""
     if not isinstance(data, Mapping):
         return None, [Problem("reconciler.yaml must be a mapping of fields (version, locations, targets, ...)",
-                              file, line_at(data, ()), "See docs/configuration.md for the format.")]
+                              file, line_at(data, ()) or 1, "See docs/configuration.md for the format.")]
     try:
         return RepoConfig.model_validate(data), []
     except ValidationError as exc:

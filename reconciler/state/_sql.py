@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
 
 from reconciler.errors import LockHeld, StalePlanError, StateError
-from reconciler.model import BaseState, Operation, Plan, PositionKey, Record, Settings
+from reconciler.model import BaseState, Operation, Plan, PositionKey, Record, Settings, gc_paused, new_record
 from reconciler.state.base import (
     MAX_RESPONSE_CHARS,
     TABLE_COLUMNS,
@@ -128,15 +128,18 @@ class SQLStateStore(StateStore):
         with self._errors("load base"):
             wanted = None if targets is None else set(targets)
             positions: dict[PositionKey, Record] = {}
-            # Most positions share a handful of settings texts ('{}' above all): parse each once.
-            settings_of: dict[str, Settings] = {}
-            for target, location, item, quantity, text in self._all("SELECT target, location, item, quantity, settings FROM base"):
-                if wanted is not None and target not in wanted:
-                    continue
-                settings = settings_of.get(text)
-                if settings is None:
-                    settings = settings_of[text] = Settings.from_dict(json.loads(text))
-                positions[(target, location, item)] = Record(int(quantity), settings)
+            # Most positions share a handful of (quantity, settings) pairs: parse and build each
+            # record once and share it (records are immutable).
+            records: dict[tuple[int, str], Record] = {}
+            with gc_paused():
+                for target, location, item, quantity, text in self._all("SELECT target, location, item, quantity, settings FROM base"):
+                    if wanted is not None and target not in wanted:
+                        continue
+                    record = records.get((quantity, text))
+                    if record is None:
+                        settings = Settings.from_dict(json.loads(text))
+                        record = records[(quantity, text)] = new_record(int(quantity), settings)
+                    positions[(target, location, item)] = record
             return BaseState(self._meta("lineage"), int(self._meta("serial")), positions)
 
     def _apply_base_updates(self, updates: Sequence[BaseUpdate]) -> None:
