@@ -23,8 +23,7 @@ from reconciler.model import (
     Settings,
     SourceRef,
     Strategy,
-    new_desired_position,
-    new_source_ref,
+    new_sourced_position,
 )
 
 CATALOG_FILE = "stock/catalog.yaml"
@@ -175,7 +174,7 @@ def _item_ids(sku: str, raw: Any, entry: LineDict, targets: Mapping[str, TargetI
 
 
 # Built by the model's fast constructors (every field positionally): see reconciler.model.
-_new_position, _new_source = new_desired_position, new_source_ref
+_new_position = new_sourced_position
 
 
 # --- location files ----------------------------------------------------------------------------
@@ -279,22 +278,24 @@ class StockCollector:
         # SKU with an id in this target, a plain count in range, declared once) is decided with a
         # few lookups; everything else goes through _position, which says what is wrong. A
         # ``fresh`` (target, location) has no positions yet, so none can be declared twice.
-        target, positions, lines = info.name, self.positions, section.key_lines
+        target, positions = info.name, self.positions
         known = self._known_items(target)
-        make, source = _new_position, _new_source
-        for sku, value in section.items():
+        make = _new_position
+        # section.lines(): a file of the common shape has its keys on consecutive lines, so the
+        # line is counted rather than looked up per position.
+        for (sku, value), line in zip(section.items(), section.lines()):
             hit = known.get(sku)
             if hit is None or value.__class__ is not int or not 0 <= value <= MAX_QUANTITY:
-                self._position(info, sku, value, lines[sku], location, strategy, rel)
+                self._position(info, sku, value, line, location, strategy, rel)
                 continue
             # The catalog's own SKU string, not the location file's copy: one string per SKU
             # for the whole chain instead of one per position.
             item, protect = hit
             key = (target, location, item)
             if not fresh and key in positions:
-                self._position(info, sku, value, lines[sku], location, strategy, rel)
+                self._position(info, sku, value, line, location, strategy, rel)
                 continue
-            positions[key] = make(target, location, item, value, NO_SETTINGS, strategy, protect, source(rel, lines[sku]))
+            positions[key] = make(target, location, item, value, NO_SETTINGS, strategy, protect, rel, line)
 
     def _known_items(self, target: str) -> dict[str, tuple[str, bool]]:
         """SKU -> (the catalog's SKU string, protect flag), for the SKUs that have an id in

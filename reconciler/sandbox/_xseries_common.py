@@ -146,6 +146,64 @@ def collection(items: list[dict[str, Any]]) -> dict[str, Any]:
     return {"data": items, "version": {"min": min(versions), "max": max(versions)}}
 
 
+# --- the inventory page, built inside SQLite ------------------------------------------------
+#
+# At a million positions the simulator spent ~15 us a record building a dict per row and encoding
+# it (docs/performance.md). Here SQLite writes the page text and one row comes back. JSON1's
+# json_object/json_group_array did it at ~5.7 us a record (SQLite 3.40: every call re-renders
+# its arguments); plain concatenation with json_quote() for the strings takes ~3.9 us, so the page
+# is concatenated. It must decode to exactly what ``inventory_body`` + ``collection`` give,
+# numbers vs strings and nulls included, so every value SQLite could write differently is
+# flagged (``bad``) and such a page is answered by the Python path instead:
+# - REAL columns: ``number()`` turns whole values into JSON integers; SQL does the same below 2**52
+#   and flags anything bigger (CAST to INTEGER saturates, while ``int(1e300)`` is a 301-digit
+#   integer; infinities, which the Python path refuses, too). SQLite 3.40 writes other REALs with
+#   15 significant digits (0.30000000000000004 -> 0.3), so a non-whole value is kept only if its
+#   text reads back as the same double (1e-07 comes out as 1.0e-07: the same number).
+# - reorder_* hold JSON text written by ``json.dumps``; 'null' is copied, anything else goes
+#   through ``json()`` (valid, minified); text JSON1 does not accept (NaN, Infinity) is flagged.
+# Row order: group_concat reads the subquery's rows in its ORDER BY order (a subquery with LIMIT
+# is never flattened into an aggregate); tests/sandbox/test_xseries.py checks the page.
+
+_WHOLE = "({c} = CAST({c} AS INTEGER) AND abs({c}) < 4503599627370496)"
+_NUM = "(CASE WHEN " + _WHOLE + " THEN CAST({c} AS INTEGER) ELSE {c} END)"
+_NUM_BAD = "(abs({c}) >= 4503599627370496 OR (NOT " + _WHOLE + " AND CAST(CAST({c} AS TEXT) AS REAL) IS NOT {c}))"
+_REORDER = "(CASE WHEN {c} = 'null' THEN 'null' WHEN json_valid({c}) THEN json({c}) END)"
+_ROW = (
+    """'{{"id":' || json_quote(id) || ',"product_id":' || json_quote(product_id)"""
+    """ || ',"outlet_id":' || json_quote(outlet_id) || ',"inventory_level":' || {amount}"""
+    """ || ',"current_amount":' || {amount} || ',"reorder_point":' || {point}"""
+    """ || ',"reorder_amount":' || {reorder_amount} || ',"average_cost":' || {cost}"""
+    """ || ',"version":' || version || ',"deleted_at":' || json_quote(deleted_at) || '}}'"""
+)
+_INVENTORY_PAGE_SQL = """
+SELECT count(*), coalesce(sum({bad}), 0),
+    '{{"data":[' || group_concat({row}, ',')
+    || '],"version":{{"min":' || min(version) || ',"max":' || max(version) || '}}}}'
+FROM (SELECT * FROM xs_inventory WHERE @WHERE@ ORDER BY version LIMIT ?)
+""".format(
+    row=_ROW.format(
+        amount=_NUM.format(c="current_amount"),
+        cost=_NUM.format(c="average_cost"),
+        point=_REORDER.format(c="reorder_point"),
+        reorder_amount=_REORDER.format(c="reorder_amount"),
+    ),
+    bad=" OR ".join([
+        _NUM_BAD.format(c="current_amount"),
+        _NUM_BAD.format(c="average_cost"),
+        "(reorder_point != 'null' AND NOT json_valid(reorder_point))",
+        "(reorder_amount != 'null' AND NOT json_valid(reorder_amount))",
+    ]),
+)
+EMPTY_PAGE = b'{"data":[]}'
+
+
+def inventory_page_sql(where: str) -> str:
+    """The page query for a ``Cursor.where()`` clause (plus filters); its last parameter is the
+    page size. It returns one row: (records, records JSON1 cannot render exactly, page text)."""
+    return _INVENTORY_PAGE_SQL.replace("@WHERE@", where)
+
+
 class RateBudget:
     """X-Series' fixed request budget per window (300 x registers + 50 per 300 s).
 

@@ -25,12 +25,14 @@ from starlette.routing import BaseRoute, Route
 from reconciler.errors import ConfigError, Problem
 from reconciler.sandbox._core import Simulator
 from reconciler.sandbox._xseries_common import (
+    EMPTY_PAGE,
     SCHEMA,
     Cursor,
     RateBudget,
     XsError,
     collection,
     http_date,
+    inventory_page_sql,
     iso,
     json_body,
     next_version,
@@ -308,9 +310,16 @@ class XSeriesSimulator(Simulator):
         where, params = cursor.where()
         if product_id is not None:
             where, params = where + " AND product_id = ?", [*params, product_id]
-        rows = self.db.query(
-            f"SELECT * FROM xs_inventory WHERE {where} ORDER BY version LIMIT ?", [*params, cursor.page_size]
-        )
+        count, bad, page = self.db.query(inventory_page_sql(where), [*params, cursor.page_size])[0]
+        if not count:
+            return Response(EMPTY_PAGE, media_type="application/json")
+        if not bad:
+            return Response(page.encode(), media_type="application/json")
+        return self._inventory_page_py(where, [*params, cursor.page_size])
+
+    def _inventory_page_py(self, where: str, params: list[Any]) -> Response:
+        """The page built in Python, for pages SQLite cannot write exactly (see inventory_page_sql)."""
+        rows = self.db.query(f"SELECT * FROM xs_inventory WHERE {where} ORDER BY version LIMIT ?", params)
         return JSONResponse(collection([inventory_body(r) for r in rows]))
 
     async def _list_inventory(self, request: Request) -> Response:

@@ -8,6 +8,7 @@ position loop with the careful per-position checks, the model's fast constructor
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 from pathlib import Path
@@ -35,6 +36,7 @@ from reconciler.model import (
     new_operation,
     new_record,
     new_source_ref,
+    new_sourced_position,
 )
 from reconciler.planfile import _op_out, dump_plan, loads_plan, plan_document, save_plan
 from reconciler.render.text import render_text
@@ -120,6 +122,8 @@ def test_fast_constructors_build_equal_objects() -> None:
     assert op == Operation("i", OpKind.ADJUST, "xs", "A", (leg,), "r", write_mode="delta")
     with pytest.raises(AttributeError):
         dp.quantity = 4  # type: ignore[misc]  # still frozen
+    both = new_sourced_position("xs", "oslo", "A", 3, NO_SETTINGS, "replace", True, "stock/a.yaml", 4)
+    assert both == dp and hash(both) == hash(dp) and type(both.source) is SourceRef and str(both.source) == "stock/a.yaml:4"
 
 
 # --- X-Series records ---------------------------------------------------------------------------------
@@ -170,6 +174,7 @@ def _collect(files: list[str], fast: bool) -> StockCollector:
     ["location: oslo\nstock:\n  xs:\n    A: 1\n", "location: oslo\nstock:\n  xs:\n    A: 2\n    B: 3\n"],  # twice
     ["location: oslo\nstrategy: replace\nstock:\n  xs:\n    A: {quantity: 2, reorder_point: 1}\n    B: 4\n"],
     ["location: bergen\nstock:\n  xs: {}\n", "location: oslo\nstock:\n  xs:\n"],
+    ["location: oslo\nstock:\n  xs:\n    A: 1\n    # c\n    B: 2\n\n    C: x\n"],        # lines looked up, not counted
 ])
 def test_the_common_case_gives_what_the_position_checks_give(files: list[str]) -> None:
     fast, careful = _collect(files, fast=True), _collect(files, fast=False)
@@ -198,3 +203,26 @@ def test_text_report_of_a_huge_plan_summarises_per_location() -> None:
     assert "10 more locations not shown" in text and "store-050" not in text
     assert text.count("\n\u2502 reset") == 20
     assert "59,980 more operations not shown" in text and "--out FILE" in text
+
+
+# --- load: the collector does not rescan a big desired state ----------------------------------------
+
+
+def test_a_big_load_is_frozen_out_of_the_collectors_sight(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench._repo import RepoSpec, write_repo
+    from reconciler.config import loader
+
+    spec = RepoSpec(2, 60, "xseries", 7)
+    write_repo(tmp_path, spec, "http://127.0.0.1:9")
+    gc.unfreeze()
+    try:
+        monkeypatch.setattr(loader, "FREEZE_FROM", spec.positions + 1)
+        small = loader.load(tmp_path)
+        assert len(small.desired.positions) == spec.positions and gc.get_freeze_count() == 0
+        monkeypatch.setattr(loader, "FREEZE_FROM", spec.positions)
+        big = loader.load(tmp_path)
+        # every position, its source and its key are now in the permanent generation
+        assert not big.problems and gc.get_freeze_count() >= 3 * spec.positions
+        assert big.desired.positions == small.desired.positions
+    finally:
+        gc.unfreeze()

@@ -18,6 +18,10 @@ SIMPLE = "# header\nlocation: oslo\nstrategy: replace\nstock:\n  xs-main:\n    A
 
 def _tree(value: object) -> object:
     if isinstance(value, LineDict):
+        # lines() first: on a mapping the fast path left dense it counts lines instead of reading
+        # key_lines, which reading key_lines would build; both must say the same.
+        in_order = list(value.lines())
+        assert in_order == [value.key_lines[k] for k in value] == list(value.lines())
         return ("map", value.line, dict(value.key_lines), {k: _tree(v) for k, v in value.items()})
     return (type(value).__name__, value)
 
@@ -64,6 +68,12 @@ def test_the_common_shape_takes_the_fast_path() -> None:
     "---\nlocation: oslo\n", "- a\n- b\n", "", "# only a comment\n", "a:b: 1\n",
     "location: oslo\nstock:\n  xs:\n    <<: 1\n", "location: oslo\nstock:\n  xs:\n    &x A: 1\n",
     "location: oslo\nstock:\n  xs:\n    A : 1\n", "location: oslo\nstock:\n  xs:\n    A:  7  \n",
+    "location: oslo\nstock:\n  xs:\n    A: 1\n    # c\n    B: 2\n\n    C: 3\n",      # three runs, one mapping
+    "location: oslo\nstock:\n  xs:\n    A: 1\n    B: x\n    C: 3\n",                # a name between runs
+    "location: oslo\nstock:\n  xs:\n    A: 1\n    B: 2\n    # c\n    A: 3\n",    # duplicate in a later run
+    "location: oslo\nstock:\n  xs:\n    A: 1\n# del \x7f\n", "location: oslo\n# ff \x0c\n",  # ASCII controls
+    "location: oslo\n# tab\tin a comment\n", "location: ösl\nstock:\n  xs:\n    Å: 1\n",  # not plain ASCII
+    "location: oslo\n# nbsp \xa0 and \x85\n",
 ])
 def test_near_misses_give_what_the_careful_parse_gives(text: str) -> None:
     _same(text)
@@ -84,3 +94,11 @@ _LINES = st.one_of(
 @given(st.lists(_LINES, min_size=1, max_size=12), st.booleans())
 def test_generated_documents_give_what_the_careful_parse_gives(lines: list[str], final_newline: bool) -> None:
     _same("\n".join(lines) + ("\n" if final_newline else ""))
+
+
+def test_a_dense_mapping_builds_its_key_lines_only_when_asked() -> None:
+    section = parse_simple(SIMPLE)["stock"]["xs-main"]  # type: ignore[index]
+    assert section.dense_from is None  # a comment and a blank line split its runs
+    dense = parse_simple("location: oslo\nstock:\n  xs:\n    A: 1\n    B: 2\n    C: 3\n")["stock"]["xs"]  # type: ignore[index]
+    assert dense.dense_from == 4 and list(dense.lines()) == [4, 5, 6]
+    assert dense.line_of("C") == 6 and dense.key_lines == {"A": 4, "B": 5, "C": 6} and dense.dense_from is None

@@ -13,9 +13,11 @@ from typing import Any, Iterator
 
 import httpx
 import pytest
+from starlette.responses import JSONResponse
 
 from reconciler.sandbox._core import ServerThread
-from reconciler.sandbox.xseries import XSeriesSimulator
+from reconciler.sandbox._xseries_common import collection
+from reconciler.sandbox.xseries import XSeriesSimulator, inventory_body
 
 SEED = next(Path("/work/shared/seeds").glob("000_*.txt"), None)
 OUTLET = "b8ca3a65-0183-11e4-fbb5-2816d2677218"  # the outlet in the seed's payloads
@@ -208,6 +210,79 @@ def test_inventory_pages_by_version_until_an_empty_page() -> None:
         changed = client.get("/api/2.0/inventory", params={"after": after}).json()["data"]
         assert [(r["product_id"], r["current_amount"]) for r in changed] == [(PRODUCT2, 2)]
         assert client.get("/api/2.0/inventory", params={"page_size": "x"}).status_code == 400
+    sim.close()
+
+
+def _typed(value: Any) -> Any:
+    """A decoded JSON value with every scalar's type spelled out: 21 and 21.0 and "21" differ."""
+    if isinstance(value, dict):
+        return {key: _typed(v) for key, v in value.items()}
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    return (type(value).__name__, value)
+
+
+def _python_page(sim: XSeriesSimulator, where: str = "1") -> bytes:
+    """The page as the simulator built it before JSON1: a dict per row, encoded by JSONResponse."""
+    rows = sim.db.query(f"SELECT * FROM xs_inventory WHERE {where} ORDER BY version")
+    return JSONResponse(collection([inventory_body(r) for r in rows])).body
+
+
+# Every shape a field can take: whole / negative / fractional amounts and costs, reorder values
+# as integers, fractions, null and the quirky "", a retired record, ids with non-ASCII and
+# characters JSON must escape.
+_VARIANT_STOCK = [
+    {"location": "out-é", "item": 'p-"q\\"', "quantity": 8, "reorder_point": 5, "reorder_amount": 20},
+    {"location": "out-é", "item": "p-\u2028\x01", "quantity": -3, "reorder_point": 2.5, "average_cost": 12.75},
+    {"location": "out-é", "item": "p-plain", "quantity": 0.5, "average_cost": 1e-7},
+    {"location": "out-é", "item": "p-big", "quantity": 4503599627370495, "average_cost": 3},
+]
+
+
+def test_sql_built_inventory_page_matches_the_python_built_page() -> None:
+    fixtures = {
+        "locations": [{"id": "out-é", "name": "E"}],
+        "items": [{"id": e["item"], "sku": f"S{i}", "name": f"I{i}"} for i, e in enumerate(_VARIANT_STOCK)]
+        + [{"id": "p-retired", "sku": "R", "name": "R"}],
+        "stock": _VARIANT_STOCK + [{"location": "out-é", "item": "p-retired", "quantity": 1}],
+    }
+    sim = XSeriesSimulator(fixtures=fixtures, rate_budget=0)
+    with xs_client(sim) as client:
+        # null reorder values become "" (seed 000); stopping tracking sets deleted_at
+        assert xs_put_inventory(client, "p-plain", outlet_id="out-é", current_amount=0.5,
+                                reorder_point=None, reorder_amount=7).status_code == 200
+        assert client.put("/api/2.1/products/p-retired", json={"common": {"track_inventory": False}}).status_code == 200
+        page = client.get("/api/2.0/inventory", params={"page_size": 100})
+        assert page.headers["content-type"] == "application/json"
+        records = page.json()["data"]
+        assert {type(r["reorder_point"]) for r in records} == {int, float, str, type(None)}
+        assert any(r["deleted_at"] for r in records) and any(isinstance(r["current_amount"], float) for r in records)
+        assert _typed(page.json()) == _typed(json.loads(_python_page(sim)))
+        # without exponent-form floats (1e-07 is 1.0e-07 in SQLite) the text is the same, byte for byte
+        plain = client.get("/api/2.0/inventory", params={"before": records[2]["version"]})
+        assert plain.content == _python_page(sim, f"version < {records[2]['version']}")
+        assert client.get("/api/2.0/inventory", params={"after": records[-1]["version"]}).content == b'{"data":[]}'
+    sim.close()
+
+
+@pytest.mark.parametrize(
+    "column, stored",
+    [("current_amount", 0.1 + 0.2), ("average_cost", 2.0**60), ("current_amount", float("inf")),
+     ("reorder_point", "NaN"), ("reorder_amount", "Infinity")],
+)
+def test_values_sqlite_cannot_write_exactly_take_the_python_page(column: str, stored: Any) -> None:
+    """SQLite 3.40 writes REALs with 15 digits and saturates big whole numbers; NaN is not JSON."""
+    sim = XSeriesSimulator(fixtures=xs_fixture_data(), rate_budget=0)
+    sim.db.execute(f"UPDATE xs_inventory SET {column} = ? WHERE product_id = ?", (stored, PRODUCT2))
+    with xs_client(sim) as client:
+        response = client.get("/api/2.0/inventory")
+        if isinstance(stored, str) or stored == float("inf"):  # refused as before: a 500, never wrong JSON
+            assert response.status_code == 500
+        else:
+            assert response.status_code == 200
+            assert response.content == _python_page(sim)
+            record = next(r for r in response.json()["data"] if r["product_id"] == PRODUCT2)
+            assert record[column] == (int(stored) if stored == 2.0**60 else stored)
     sim.close()
 
 
