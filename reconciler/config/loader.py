@@ -35,27 +35,43 @@ class Loaded:
     problems: list[Problem] = field(default_factory=list)
 
 
-# From this many positions on, what load built is moved out of the collector's sight (gc.freeze).
-FREEZE_FROM = 200_000
+# From this many bytes of location files on (~200k positions), load freezes what it built.
+FREEZE_FROM_BYTES = 4_000_000
 
 
 def load(root: str | Path) -> Loaded:
     """Read and check the repository at ``root``; never raises for bad input."""
+    path = Path(root)
+    files = stock_files(path) if path.is_dir() else []
+    big = _total_bytes(path, files) >= FREEZE_FROM_BYTES
+    if big:
+        gc.collect()  # garbage cycles made before load are freed now, not frozen with it
     with gc_paused():
-        out = _load(Path(root))
-        if len(out.desired.positions) >= FREEZE_FROM:
+        out = _load(path, files)
+        if big:
             # Load allocates ~3 objects the collector tracks per position (position, source,
             # key), all acyclic and alive as long as the run. With the collector paused they pile
             # up in the young generation, and the first collection after load would walk them
-            # all (~0.5 s per million positions) to find no garbage; later full collections
-            # again. Freezing moves them to the permanent generation in O(1); reference counting
-            # still frees them. Trade-off: cyclic garbage made meanwhile (by anyone in the
-            # process) is not collected until gc.unfreeze(); a run builds little of it.
+            # all (~0.4 s per million positions) to find no garbage, and full collections later
+            # again. gc.freeze() moves them to the permanent generation in O(1); reference
+            # counting still frees them. Trade-off: a garbage cycle made during load (under the
+            # pause; bad input's exceptions, say) is never collected; a process loads big
+            # repositories a few times at most.
             gc.freeze()
-        return out
+    return out
 
 
-def _load(root: Path) -> Loaded:
+def _total_bytes(root: Path, files: list[str]) -> int:
+    total = 0
+    for rel in files:
+        try:
+            total += (root / rel).stat().st_size
+        except OSError:
+            continue  # _read reports it
+    return total
+
+
+def _load(root: Path, files: list[str]) -> Loaded:
     out = Loaded(root)
     if not out.root.is_dir():
         out.problems.append(Problem(f"the stock repository folder {str(root)!r} does not exist", None, None,
@@ -84,7 +100,7 @@ def _load(root: Path) -> Loaded:
                                out.config.defaults.strategy if out.config else "merge", broken_skus=broken,
                                targets_known=out.config_data is not None,
                                catalog_known=isinstance(catalog_data, LineDict) and isinstance(catalog_data.get("items"), LineDict))
-    for rel in stock_files(out.root):
+    for rel in files:
         out.stock_files.append(rel)
         data = _read(out.root, rel, digests, out.problems)
         if data is not None:

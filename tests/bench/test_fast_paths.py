@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import weakref
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from reconciler.config._stock import StockCollector, TargetInfo, parse_catalog
 from reconciler.config._kinds import KINDS
 from reconciler.config._yaml import parse
 from reconciler.connectors.xseries import _record, _RecordMaker
+from reconciler import model
 from reconciler.model import (
     NO_SETTINGS,
     DesiredPosition,
@@ -124,6 +126,11 @@ def test_fast_constructors_build_equal_objects() -> None:
         dp.quantity = 4  # type: ignore[misc]  # still frozen
     both = new_sourced_position("xs", "oslo", "A", 3, NO_SETTINGS, "replace", True, "stock/a.yaml", 4)
     assert both == dp and hash(both) == hash(dp) and type(both.source) is SourceRef and str(both.source) == "stock/a.yaml:4"
+    # the class-swap constructor is in use on this Python (its probe passed), and the fallback agrees
+    assert new_sourced_position is not model._sourced_position_slow
+    assert model._sourced_position_slow("xs", "oslo", "A", 3, NO_SETTINGS, "replace", True, "stock/a.yaml", 4) == both
+    with pytest.raises(AttributeError):
+        both.source.line = 5  # type: ignore[misc]  # still frozen
 
 
 # --- X-Series records ---------------------------------------------------------------------------------
@@ -208,21 +215,31 @@ def test_text_report_of_a_huge_plan_summarises_per_location() -> None:
 # --- load: the collector does not rescan a big desired state ----------------------------------------
 
 
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
 def test_a_big_load_is_frozen_out_of_the_collectors_sight(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from bench._repo import RepoSpec, write_repo
     from reconciler.config import loader
 
     spec = RepoSpec(2, 60, "xseries", 7)
     write_repo(tmp_path, spec, "http://127.0.0.1:9")
+    size = sum(p.stat().st_size for p in (tmp_path / "stock").glob("store-*.yaml"))
     gc.unfreeze()
     try:
-        monkeypatch.setattr(loader, "FREEZE_FROM", spec.positions + 1)
+        monkeypatch.setattr(loader, "FREEZE_FROM_BYTES", size + 1)
         small = loader.load(tmp_path)
         assert len(small.desired.positions) == spec.positions and gc.get_freeze_count() == 0
-        monkeypatch.setattr(loader, "FREEZE_FROM", spec.positions)
+        monkeypatch.setattr(loader, "FREEZE_FROM_BYTES", size)
+        gc.disable()  # only load's own collection may free the cycle
+        cycle = weakref.ref(_Cycle())  # garbage from before the load: collected, not frozen
         big = loader.load(tmp_path)
+        assert cycle() is None
         # every position, its source and its key are now in the permanent generation
         assert not big.problems and gc.get_freeze_count() >= 3 * spec.positions
         assert big.desired.positions == small.desired.positions
     finally:
+        gc.enable()
         gc.unfreeze()
