@@ -294,6 +294,7 @@ def fast_constructor(cls: type[Any]) -> Callable[..., Any]:
 # Every field, positionally, in declaration order (no defaults).
 new_source_ref: Callable[[str, int], SourceRef] = fast_constructor(SourceRef)
 new_desired_position: Callable[..., DesiredPosition] = fast_constructor(DesiredPosition)
+# Not on a hot path (records are shared per quantity), so the descriptor constructor is enough.
 new_record: Callable[[int, Settings], Record] = fast_constructor(Record)
 
 
@@ -337,8 +338,36 @@ def _sourced_position_slow(target: str, location: str, item: str, quantity: int,
 # (target, location, item, quantity, settings, strategy, protect, file, line): a DesiredPosition
 # whose source is SourceRef(file, line).
 new_sourced_position: Callable[..., DesiredPosition] = _sourced_position_constructor()
-new_leg: Callable[[str, int | None, int | None, int | None, int, int | None], Leg] = fast_constructor(Leg)
-new_operation: Callable[..., Operation] = fast_constructor(Operation)
+
+
+def twin_constructor(cls: type[Any]) -> Callable[..., Any]:
+    """``fast_constructor(cls)`` by the twin-class route of ``new_sourced_position``: ~0.25 us
+    instead of ~0.55 us for a 6-field ``Leg``.
+
+    The object is made as an instance of a plain class with the same ``__slots__``, filled by
+    ordinary attribute stores, then given its real class. A probe at import compares it with the
+    descriptor constructor and falls back to that one should the twin ever stop matching.
+    """
+    slow = fast_constructor(cls)
+    if slow is cls:
+        return slow
+    names = [f.name for f in fields(cls)]
+    scope: dict[str, Any] = {"C": cls, "T": type(f"_{cls.__name__}Twin", (), {"__slots__": cls.__slots__})}
+    stores = "".join(f"    obj.{name} = {name}\n" for name in names)
+    exec(f"def new_{cls.__name__}({', '.join(names)}):\n    obj = T()\n{stores}"  # noqa: S102 - fixed text
+         "    obj.__class__ = C\n    return obj\n", scope)
+    fast = scope[f"new_{cls.__name__}"]
+    probe = tuple(f"v{i}" for i in range(len(names)))
+    try:
+        made = fast(*probe)
+        ok = type(made) is cls and made == slow(*probe) and all(getattr(made, n) == v for n, v in zip(names, probe))
+    except TypeError:  # "__class__ assignment: ... object layout differs"
+        ok = False
+    return fast if ok else slow  # type: ignore[no-any-return]
+
+
+new_leg: Callable[[str, int | None, int | None, int | None, int, int | None], Leg] = twin_constructor(Leg)
+new_operation: Callable[..., Operation] = twin_constructor(Operation)
 
 
 @contextmanager

@@ -175,6 +175,64 @@ def _op_texts(op: Operation) -> tuple[str, str]:
     return canon, line
 
 
+_ESCAPED_MAX = 100_000
+
+
+class _Escaped(dict[str, str]):
+    """``_string`` of texts that repeat across operations (SKUs, adopt reasons), each escaped once."""
+
+    def __missing__(self, text: str) -> str:
+        if len(self) >= _ESCAPED_MAX:  # a bound for plans whose texts never repeat
+            self.clear()
+        out = self[text] = _string(text)
+        return out
+
+
+def _chunk_texts(ops: list[Operation], escaped: _Escaped) -> tuple[list[str], list[str]]:
+    """``_op_texts`` of each operation, as two lists (canonical texts, lines).
+
+    The common operation - one leg, no settings, no overridden guards: every op of a chain's
+    first plan - is formatted inline by one f-string per form; what repeats from the previous
+    operation (kind, target, write mode, location) is not formatted again. Any other operation
+    goes through ``_op_texts``. ``tests/bench/test_fast_paths.py`` checks both against the encoders.
+    """
+    canon: list[str] = []
+    lines: list[str] = []
+    c_add, l_add, string = canon.append, lines.append, _string
+    kind = target = mode = location = None
+    kind_c = kind_l = tail_c = tail_l = loc = ""
+    for op in ops:
+        legs = op.legs
+        if len(legs) != 1 or op.overridden_guards or op.settings_after is not None or op.settings_before is not None:
+            c, line = _op_texts(op)
+            c_add(c)
+            l_add(line)
+            continue
+        if op.kind is not kind:
+            kind = op.kind
+            kind_c, kind_l = f'"kind":{string(kind._value_)},"legs":[', f'"kind": {string(kind._value_)}, "legs": ['
+        if op.target is not target or op.write_mode is not mode:
+            target, mode = op.target, op.write_mode
+            t, m = string(target), string(mode)
+            tail_c = f',"settings_after":null,"settings_before":null,"target":{t},"write_mode":{m}}}'
+            tail_l = f', "settings_after": null, "settings_before": null, "target": {t}, "write_mode": {m}}}'
+        leg = legs[0]
+        if leg.location is not location:
+            location = leg.location
+            loc = string(location)
+        # Each number made text once (f"{n}" is what the encoders write for an int), not once per form.
+        a = "null" if leg.actual is None else f"{leg.actual}"
+        b = "null" if leg.base is None else f"{leg.base}"
+        d = "null" if leg.desired is None else f"{leg.desired}"
+        e = "null" if leg.expected is None else f"{leg.expected}"
+        i, item, reason, change = string(op.id), escaped[op.item], escaped[op.reason], f"{leg.change}"
+        c_add(f'{{"id":{i},"item":{item},{kind_c}{{"actual":{a},"base":{b},"change":{change},"desired":{d},'
+              f'"expected":{e},"location":{loc}}}],"overridden_guards":[],"reason":{reason}{tail_c}')
+        l_add(f'{{"id": {i}, "item": {item}, {kind_l}{{"actual": {a}, "base": {b}, "change": {change}, "desired": {d}, '
+              f'"expected": {e}, "location": {loc}}}], "overridden_guards": [], "reason": {reason}{tail_l}')
+    return canon, lines
+
+
 def _canonical_around_operations(doc: dict[str, Any]) -> tuple[str, str]:
     """The canonical text of ``{**doc, "operations": [...]}`` before and after the operations."""
     before = {k: v for k, v in doc.items() if k < "operations"}
@@ -205,17 +263,18 @@ def write_plan(plan: Plan, out: BinaryIO) -> None:
     header = json.dumps(head, indent=2, ensure_ascii=False, sort_keys=False)[:-2]
     digest_at = out.tell() + len(header[: header.index(_DIGEST_KEY) + len(_DIGEST_KEY)].encode())
     ops = plan.operations
+    escaped = _Escaped()
     if not ops:
         out.write(f'{header},\n  "operations": []\n}}\n'.encode())
     else:
         out.write(f'{header},\n  "operations": [\n    '.encode())
         for start in range(0, len(ops), _CHUNK):
-            texts = [_op_texts(op) for op in ops[start:start + _CHUNK]]
+            canon, lines = _chunk_texts(ops[start:start + _CHUNK], escaped)
             if start:
                 digest.update(b",")
                 out.write(b",\n    ")
-            digest.update(",".join([c for c, _ in texts]).encode())
-            out.write(",\n    ".join([line for _, line in texts]).encode())
+            digest.update(",".join(canon).encode())
+            out.write(",\n    ".join(lines).encode())
         out.write(b"\n  ]\n}\n")
     digest.update(canon_tail.encode())
     end = out.tell()

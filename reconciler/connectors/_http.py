@@ -142,7 +142,8 @@ class TokenBucket:
         self._stamp = clock()
         self._mutex = threading.Lock()
 
-    def take(self) -> None:
+    def take(self, sleep: Callable[[float], object] | None = None) -> None:
+        """Take a token, waiting for one with ``sleep`` (the bucket's own when None)."""
         with self._mutex:
             now = self._clock()
             self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
@@ -150,7 +151,7 @@ class TokenBucket:
             wait = 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate
             self._tokens -= 1  # may go negative: later callers queue behind this one
         if wait > 0:
-            self._sleep(wait)
+            (sleep or self._sleep)(wait)
 
 
 class _HookAuth(httpx.Auth):
@@ -160,6 +161,13 @@ class _HookAuth(httpx.Auth):
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         self.hook(request)
         yield request
+
+
+class RequestCancelled(Exception):
+    """A request given a ``cancel`` event that was set: no (further) attempt was made.
+
+    Only the thread that asked for the cancel sees it (a prefetch stopped by its consumer), so it
+    is not a ReconcilerError and carries no advice for a user."""
 
 
 class _Retry(Exception):
@@ -212,8 +220,16 @@ class VendorHTTP:
     def get(self, path: str, **kw: Any) -> httpx.Response:
         return self.request("GET", path, idempotent=True, **kw)
 
-    def request(self, method: str, path: str, *, idempotent: bool, **kw: Any) -> httpx.Response:
-        """Send one request with retries. Returns a 2xx/3xx response or raises a VendorError."""
+    def request(
+        self, method: str, path: str, *, idempotent: bool, cancel: threading.Event | None = None, **kw: Any
+    ) -> httpx.Response:
+        """Send one request with retries. Returns a 2xx/3xx response or raises a VendorError.
+
+        ``cancel``: for a request made on a worker thread whose consumer may stop early. A retry
+        backoff or a rate-limit wait can last minutes (RetryPolicy.max_wait, Retry-After), so
+        once it is set, waits end at once and no further attempt starts: RequestCancelled. An
+        attempt already on the wire runs to its end (bounded by the client timeout). With
+        ``cancel``, waits are ``cancel.wait`` rather than the client's ``sleep``."""
         method = method.upper()
         request = self.client.build_request(method, path, **kw)
         require_secure(request.url, self.ctx.name)
@@ -222,11 +238,11 @@ class VendorHTTP:
             stop=tenacity.stop_after_attempt(max(1, self.retry.max_attempts)),
             wait=self._wait,
             retry=tenacity.retry_if_exception_type(_Retry),
-            sleep=self._sleep,
+            sleep=self._sleep if cancel is None else cancel.wait,
             reraise=True,
         )
         try:
-            return retrying(self._attempt, request, where, idempotent)
+            return retrying(self._attempt, request, where, idempotent, cancel)
         except _Retry as exc:
             attempts = self.retry.max_attempts
             raise VendorUnavailable(
@@ -242,9 +258,14 @@ class VendorHTTP:
             backoff = exc.retry_after
         return min(self.retry.max_wait, backoff)
 
-    def _attempt(self, request: httpx.Request, where: str, idempotent: bool) -> httpx.Response:
+    def _attempt(
+        self, request: httpx.Request, where: str, idempotent: bool, cancel: threading.Event | None = None
+    ) -> httpx.Response:
         if self._bucket is not None:
-            self._bucket.take()
+            self._bucket.take(None if cancel is None else cancel.wait)
+        if cancel is not None and cancel.is_set():
+            # Not a _Retry, so tenacity lets it through at once (reraise=True).
+            raise RequestCancelled(where)
         with self._slots:
             try:
                 response = self.client.send(request)

@@ -21,11 +21,15 @@ value into an empty string (seed 000), so a setting is either sent with its valu
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Mapping, Sequence
+import queue
+import threading
+from contextlib import closing
+from typing import Any, Callable, Generator, Iterator, Mapping, Sequence, TypeVar
 
 import httpx
+import orjson
 
-from reconciler.connectors._http import RetryPolicy, VendorHTTP
+from reconciler.connectors._http import RequestCancelled, RetryPolicy, VendorHTTP, redact_url
 from reconciler.connectors._xseries_consignments import ConsignmentWriter
 from reconciler.connectors.base import Connector, OpResult, Outcome, TargetContext, Verification
 from reconciler.errors import ConfigError, NotSupported, Problem, VendorRejected
@@ -39,6 +43,13 @@ REORDER_KEYS = ("reorder_point", "reorder_amount")
 # The request budget is per 5-minute window and a 429's Retry-After (an HTTP date) may point to
 # the end of that window, so a wait of up to a full window must be honoured, not capped at 30 s.
 RETRY = RetryPolicy(max_attempts=6, max_wait=305.0)
+INVENTORY = "/api/2.0/inventory"
+# Pages fetched ahead of the one being mapped during a full read (see read_stock). Two keep the
+# vendor busy while a slow page is mapped; each page is up to 10,000 decoded records (~10 MB).
+PREFETCH_PAGES = 2
+_MAX_BODY_IN_MESSAGE = 300
+
+T = TypeVar("T")
 
 
 def bearer(ctx: TargetContext) -> Callable[[httpx.Request], None]:
@@ -96,19 +107,28 @@ class XSeriesConnector(Connector):
 
     # --- read ---------------------------------------------------------------------------------
 
-    def inventory_records(self, path: str) -> Iterator[dict[str, Any]]:
-        """Every record of a 2.0 inventory collection, following the version cursor."""
+    def inventory_pages(
+        self, path: str, cancel: threading.Event | None = None
+    ) -> Generator[list[dict[str, Any]], None, None]:
+        """Every page (its records) of a 2.0 inventory collection, following the version cursor.
+        ``cancel``: see VendorHTTP.request (for a read on a prefetch thread)."""
         after = 0
         while True:
-            body = self.http.request(
-                "GET", path, params={"after": after, "page_size": self.page_size}, idempotent=True
-            ).json()
+            response = self.http.request(
+                "GET", path, params={"after": after, "page_size": self.page_size}, idempotent=True, cancel=cancel
+            )
+            body = self._page_body(response)
             data = body.get("data") or []
             if not data:
                 return
-            yield from data
+            yield data
             # Versions are global and not consecutive: the cursor is the page's max, never +1.
             after = int((body.get("version") or {}).get("max") or max(int(r["version"]) for r in data))
+
+    def inventory_records(self, path: str) -> Iterator[dict[str, Any]]:
+        """Every record of a 2.0 inventory collection, page after page on this thread."""
+        for page in self.inventory_pages(path):
+            yield from page
 
     def read_stock(self) -> dict[tuple[str, str], Record]:
         outlets = {vid: name for name, vid in self.ctx.location_ids.items()}
@@ -118,18 +138,55 @@ class XSeriesConnector(Connector):
         # a position (a gigabyte for a chain of a million positions).
         latest: dict[tuple[str, str], tuple[int, Record | None]] = {}
         make = _RecordMaker()
-        with gc_paused():
-            for rec in self.inventory_records("/api/2.0/inventory"):
-                location, item = outlets.get(rec.get("outlet_id")), products.get(rec.get("product_id"))
-                if location is None or item is None:
-                    continue  # not managed by this repository
-                version = int(rec.get("version") or 0)
-                key = (location, item)
-                seen = latest.get(key)
-                # A record changed during paging shows up again with a higher version: keep the newest.
-                if seen is None or seen[0] <= version:
-                    latest[key] = (version, None if rec.get("deleted_at") else make(rec))
+        # The next page's cursor is only known once this page is decoded, so pages are fetched
+        # one after another; but mapping a page needs nothing from the vendor. A thread fetches
+        # and decodes up to PREFETCH_PAGES ahead while this one maps: the vendor's time (and the
+        # network's) overlaps ours instead of adding to it. Only that thread uses self.http
+        # during the read. Small reads (live_amounts) stay on the caller's thread.
+        pages = prefetched(
+            lambda stop: self.inventory_pages(INVENTORY, stop), depth=PREFETCH_PAGES, name=f"xseries-prefetch-{self.ctx.name}"
+        )
+        with gc_paused(), closing(pages):
+            for page in pages:
+                for rec in page:
+                    location, item = outlets.get(rec.get("outlet_id")), products.get(rec.get("product_id"))
+                    if location is None or item is None:
+                        continue  # not managed by this repository
+                    version = int(rec.get("version") or 0)
+                    key = (location, item)
+                    seen = latest.get(key)
+                    # A record changed during paging shows up again with a higher version: keep the newest.
+                    if seen is None or seen[0] <= version:
+                        latest[key] = (version, None if rec.get("deleted_at") else make(rec))
             return {key: record for key, (_, record) in latest.items() if record is not None}
+
+    def _page_body(self, response: httpx.Response) -> dict[str, Any]:
+        """A page's JSON object. orjson decodes the bytes directly (~2x faster than httpx's
+        ``json()``: no str copy, key caching). What orjson refuses (NaN, a BOM, another
+        charset) goes to ``json()`` as before, so pages decode as they always did; only a body
+        neither accepts is an error. Known difference: an integer beyond 64 bits comes back
+        as the nearest float (far above MAX_QUANTITY either way)."""
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            try:
+                body = response.json()
+            except ValueError as exc:  # UnicodeDecodeError included
+                raise self._not_a_page(response, f"is not JSON ({exc})") from exc
+        if not isinstance(body, dict):
+            raise self._not_a_page(response, f"is JSON but not an object (a {type(body).__name__})")
+        return body
+
+    def _not_a_page(self, response: httpx.Response, what: str) -> VendorRejected:
+        body = self.http.scrub(response.text)
+        shown = body if len(body) <= _MAX_BODY_IN_MESSAGE else body[:_MAX_BODY_IN_MESSAGE] + "..."
+        return VendorRejected(
+            f"GET {redact_url(response.request.url)} on target {self.ctx.name!r}: the answer (HTTP "
+            f"{response.status_code}, {response.headers.get('content-type') or 'no content type'}) {what}: {shown!r}",
+            status=response.status_code, body=body,
+            hint="Something other than the X-Series API answered: check the target's url in reconciler.yaml "
+            "(a proxy or login page in between?) and plan again.",
+        )
 
     def live_amounts(self, product_id: str) -> dict[str, int]:
         """outlet_id -> current amount of one product, read just before a write that needs it."""
@@ -318,6 +375,57 @@ class _RecordMaker:
                 record = self.plain[quantity] = new_record(quantity, NO_SETTINGS)
             return record
         return _record(rec)
+
+
+_ITEM, _END, _ERROR = range(3)
+
+
+def prefetched(
+    produce: Callable[[threading.Event], Generator[T, None, None]], *, depth: int, name: str
+) -> Generator[T, None, None]:
+    """``produce(stop)``'s items, produced on a thread up to ``depth`` items ahead of the caller.
+
+    An exception raised by ``produce`` is raised here: the same object (type, message, the
+    thread's traceback). Closing this generator (``contextlib.closing`` around the caller's
+    loop, so an exception there closes it too) sets ``stop``, empties the queue so a blocked
+    put returns, and joins the thread; ``produce`` ends its waits when ``stop`` is set (see
+    VendorHTTP.request's ``cancel``), so the join lasts at most one request already sent.
+    """
+    stop = threading.Event()
+    items: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=max(1, depth))
+
+    def run() -> None:
+        try:
+            with closing(produce(stop)) as source:
+                for item in source:
+                    items.put((_ITEM, item))
+                    if stop.is_set():
+                        return  # the consumer is gone (it empties the queue after setting stop)
+            items.put((_END, None))
+        except RequestCancelled:
+            return  # the consumer is gone
+        except BaseException as exc:  # handed to the consumer, which raises it
+            items.put((_ERROR, exc))
+
+    thread = threading.Thread(target=run, name=name, daemon=True)  # daemon: never holds up exit
+    thread.start()
+    try:
+        while True:
+            kind, value = items.get()
+            if kind == _ITEM:
+                yield value
+            elif kind == _END:
+                return
+            else:
+                raise value
+    finally:
+        stop.set()
+        while True:  # after stop, the thread puts at most once more before it ends
+            try:
+                items.get_nowait()
+            except queue.Empty:
+                break
+        thread.join()
 
 
 def _amounts_in(response: httpx.Response) -> dict[str, int]:

@@ -9,7 +9,6 @@ so applying the plan's changes in order to live stock yields every leg's ``expec
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 
 from reconciler.model import Leg, OpKind, Operation, PositionKey, new_leg, new_operation
 from reconciler.planner._intent import Intent, LegIn, TargetCtx
@@ -103,22 +102,25 @@ def op_id(it: Intent, legs: tuple[Leg, ...], lineage: str, serial: int) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _frozen_legs(intents: list[Intent]) -> Iterator[tuple[Intent, tuple[Leg, ...]]]:
-    """Pop ``intents`` (reversed plan order) and give each with its legs frozen.
+class _Balances:
+    """The running balance per position, for expected values, walked in plan order.
 
-    Expected values come from a running balance per position, starting at A (B where A is
-    unknown). Operations whose first leg is at one position are adjacent in plan order, so for
-    most positions the balance is the previous leg's or the starting one; only positions a
-    movement reaches as its second leg can be touched out of order, and only those are kept in
-    a dict (which would otherwise hold a million entries for a chain's first plan).
+    It starts at A (B where A is unknown). Operations whose first leg is at one position are
+    adjacent in plan order, so for most positions the balance is the previous leg's or the
+    starting one; only positions a movement reaches as its second leg can be touched out of
+    order, and only those are kept in a dict (which would otherwise hold a million entries for a
+    chain's first plan).
     """
-    moved = {(it.target, it.legs[1].location, it.item) for it in intents if len(it.legs) > 1}
-    held: dict[PositionKey, int | None] = {}
-    last_key: PositionKey | None = None
-    last_value: int | None = None
-    while intents:
-        it = intents.pop()
-        kind, target, item = it.kind, it.target, it.item
+
+    def __init__(self, intents: list[Intent]) -> None:
+        self.moved = {(it.target, it.legs[1].location, it.item) for it in intents if len(it.legs) > 1}
+        self.held: dict[PositionKey, int | None] = {}
+        self.last_key: PositionKey | None = None
+        self.last_value: int | None = None
+
+    def freeze(self, it: Intent) -> tuple[Leg, ...]:
+        """The intent's legs, frozen at the balances, which they then move on."""
+        kind, target, item, moved, held = it.kind, it.target, it.item, self.moved, self.held
         legs = []
         for leg in it.legs:
             key = (target, leg.location, item)
@@ -127,11 +129,11 @@ def _frozen_legs(intents: list[Intent]) -> Iterator[tuple[Intent, tuple[Leg, ...
                 frozen = _freeze_leg(kind, leg, now)
                 held[key] = frozen.expected
             else:
-                now = last_value if key == last_key else (leg.actual if leg.actual is not None else leg.base)
+                now = self.last_value if key == self.last_key else (leg.actual if leg.actual is not None else leg.base)
                 frozen = _freeze_leg(kind, leg, now)
-                last_key, last_value = key, frozen.expected
+                self.last_key, self.last_value = key, frozen.expected
             legs.append(frozen)
-        yield it, tuple(legs)
+        return tuple(legs)
 
 
 def build_operations(intents: list[Intent], lineage: str, serial: int) -> list[Operation]:
@@ -140,16 +142,34 @@ def build_operations(intents: list[Intent], lineage: str, serial: int) -> list[O
     of a plan that changes every position."""
     intents.sort(key=_sort_key)
     intents.reverse()  # popped from the end, in plan order
+    balances = _Balances(intents)
     tail = f"|{lineage}|{serial}"
-    sha, ops = hashlib.sha256, []
-    for it, legs in _frozen_legs(intents):
+    ops: list[Operation] = []
+    sha, pop, add, reset = hashlib.sha256, intents.pop, ops.append, OpKind.RESET
+    reset_value = reset._value_
+    while intents:
+        it = pop()
+        kind, target, item, after = it.kind, it.target, it.item, it.settings_after
         # The id text is op_id's, written out: this runs once per operation.
-        parts = ";".join([f"{l.location}:{l.change}:{l.desired}:{l.base}" for l in legs])
-        after = it.settings_after
-        extra = repr(sorted(after.as_dict().items())) if after is not None else ""
-        text = f"{it.kind._value_}|{it.target}|{it.item}|{parts}|{extra}{tail}"
-        ops.append(new_operation(
-            sha(text.encode()).hexdigest()[:16], it.kind, it.target, it.item, legs, it.reason,
+        extra = "" if after is None else repr(sorted(after.as_dict().items()))
+        if kind is reset and len(it.legs) == 1 and not balances.moved:
+            # A reset of one leg where no movement reaches (the million adopts of a chain's
+            # first plan): balances.freeze written out. None is spelt out in the id text, as
+            # formatting None goes through a slow generic path.
+            leg = it.legs[0]
+            loc, desired, base, amount = leg.location, leg.desired, leg.base, leg.amount
+            key = (target, loc, item)
+            now = balances.last_value if key == balances.last_key else (leg.actual if leg.actual is not None else base)
+            change = amount - (now or 0)
+            legs: tuple[Leg, ...] = (new_leg(loc, leg.actual, base, desired, change, amount),)
+            balances.last_key, balances.last_value = key, amount
+            text = f"{reset_value}|{target}|{item}|{loc}:{change}:{desired}:{'None' if base is None else base}|{extra}{tail}"
+        else:
+            legs = balances.freeze(it)
+            parts = ";".join([f"{l.location}:{l.change}:{l.desired}:{l.base}" for l in legs])
+            text = f"{kind._value_}|{target}|{item}|{parts}|{extra}{tail}"
+        add(new_operation(
+            sha(text.encode()).hexdigest()[:16], kind, target, item, legs, it.reason,
             it.settings_before, after, tuple(sorted(it.guards)) if it.guards else (), it.write_mode,
         ))
     return ops

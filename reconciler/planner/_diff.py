@@ -19,7 +19,10 @@ from reconciler.model import (
     PositionKey,
     Record,
 )
-from reconciler.planner._intent import Intent, LegIn, TargetCtx, signed
+from reconciler.planner._intent import NO_GUARDS, Intent, LegIn, TargetCtx, signed
+
+_RESET = OpKind.RESET
+_new_object = object.__new__  # an instance with no slot set: the adopt path sets each one
 
 _UNKNOWN_NOTE = "live stock unknown (write-only target): last applied stands in for it"
 
@@ -56,8 +59,7 @@ def diff_present(diff: Diff, ctx: TargetCtx, dp: DesiredPosition, b: Record | No
     bq = b.quantity if b is not None else None
     adopt: Intent | None = None
     if b is None:
-        how = f"vendor holds {a}" if a is not None else "live stock unknown (write-only target)"
-        adopt = _reset(diff, ctx, dp, a, bq, f"adopt: first time this tool manages it; reset to {dq} ({how})")
+        adopt = _reset(diff, ctx, dp, a, bq, adopt_reason(dq, a))
     elif dp.strategy == "replace":
         if (a if a is not None else bq) != dq:
             was = f"live stock {a}" if a is not None else f"last applied {bq}; {_UNKNOWN_NOTE}"
@@ -79,6 +81,20 @@ def diff_present(diff: Diff, ctx: TargetCtx, dp: DesiredPosition, b: Record | No
             adopt.settings_after = dp.settings
             held_text = ", ".join(f"{k} {v}" for k, v in dp.settings.as_dict().items())
             adopt.reason += f"; vendor already holds {held_text}: recorded as managed"
+
+
+class _AdoptReasons(dict[tuple[int, int | None], str]):
+    """The adopt reason per (desired, actual), made once: a chain's first plan has a million
+    adopts but few distinct pairs, so its operations also share one string per pair."""
+
+    def __missing__(self, pair: tuple[int, int | None]) -> str:
+        reason = self[pair] = adopt_reason(*pair)
+        return reason
+
+
+def adopt_reason(dq: int, a: int | None) -> str:
+    how = f"vendor holds {a}" if a is not None else "live stock unknown (write-only target)"
+    return f"adopt: first time this tool manages it; reset to {dq} ({how})"
 
 
 def _reset(diff: Diff, ctx: TargetCtx, dp: DesiredPosition, a: int | None, bq: int | None, why: str) -> Intent:
@@ -169,8 +185,9 @@ def run_diff(
 ) -> Diff:
     """Classify every position in D or B (one pass each; A-only positions are not managed)."""
     diff = Diff()
-    bpos = base.positions
+    bpos, add, reasons = base.positions, diff.intents.append, _AdoptReasons()
     ctx: TargetCtx | None = None
+    actual: dict[tuple[str, str], Record] | None = None  # ctx.actual if readable
     # Positions come grouped by file, so (target, location) rarely changes between keys;
     # tracking the last one avoids a set insertion per position.
     last_t = last_loc = None
@@ -181,9 +198,22 @@ def run_diff(
                 continue
             if t != last_t:
                 ctx = ctx_of(t)
+                actual = ctx.actual if ctx.readable else None
             last_t, last_loc = t, loc
             diff.desired_locations.add((t, loc))
-        b = bpos.get(key)
+        b = bpos.get(key) if bpos else None  # a chain's first plan: B is empty
+        if b is None and dp.settings is NO_SETTINGS:
+            # Adopt without settings: every position of a chain's first plan. What diff_present
+            # and _reset build, written out (a call and keyword arguments cost more than the
+            # objects): the intent and its leg get every slot here, so no __init__ runs.
+            a = None if actual is None else (actual.get((loc, item)) or _NOTHING_HELD).quantity
+            leg, it = _new_object(LegIn), _new_object(Intent)
+            leg.location, leg.actual, leg.base, leg.desired, leg.amount = loc, a, None, dp.quantity, dp.quantity
+            it.kind, it.target, it.item, it.legs, it.reason = _RESET, t, item, [leg], reasons[dp.quantity, a]
+            it.write_mode, it.settings_before, it.settings_after, it.guards = "absolute", None, None, NO_GUARDS
+            it.protect, it.source = dp.protect, dp.source
+            add(it)
+            continue
         # Fast path, the common case: merge, D == B, no settings, and A == B (or A unknown).
         if b is not None and b.quantity == dp.quantity and dp.strategy == "merge" and dp.settings is NO_SETTINGS:
             if not ctx.readable:  # type: ignore[union-attr]

@@ -131,8 +131,10 @@ def _mass_delete(diff: Diff, share: float, intents: list[Intent]) -> list[Findin
 
 def _protected(policy: Policy, intents: list[Intent]) -> list[Finding]:
     found: list[Finding] = []
+    protected, drift = policy.protected_items, OpKind.DRIFT
     for it in intents:
-        if it.kind is OpKind.DRIFT or not (it.protect or it.item in policy.protected_items):
+        # Runs over every intent of the plan; almost none is protected, so that is asked first.
+        if not (it.protect or it.item in protected) or it.kind is drift:
             continue
         leg = it.legs[0]
         if it.kind is OpKind.RESET and leg.actual is not None and leg.actual == leg.amount:

@@ -119,7 +119,11 @@ def _make_plan(
     diff: Diff = run_diff(desired, base, targets, _scope(policy))
     if diff.errors:
         raise _plan_error(diff.errors)
-    intents = diff.intents + compile_adjustments(diff.adjust, targets.cache)
+    # Extended in place, not copied: build_operations frees each intent as it goes, which a
+    # second list holding all of them (a million for a chain's first plan) would prevent.
+    intents = diff.intents
+    intents.extend(compile_adjustments(diff.adjust, targets.cache))
+    diff.adjust.clear()
     report = check_guards(diff, desired, policy, intents)
     if report.violations:
         raise GuardError(_capped(report.violations))

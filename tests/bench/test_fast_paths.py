@@ -11,7 +11,10 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import pickle
+import random
 import weakref
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -22,7 +25,7 @@ from reconciler.config._stock import StockCollector, TargetInfo, parse_catalog
 from reconciler.config._kinds import KINDS
 from reconciler.config._yaml import parse
 from reconciler.connectors.xseries import _record, _RecordMaker
-from reconciler import model
+from reconciler import model, planfile
 from reconciler.model import (
     NO_SETTINGS,
     DesiredPosition,
@@ -102,6 +105,27 @@ def test_plan_file_of_many_chunks_round_trips(tmp_path: Path) -> None:
     assert dump_plan(_plan([])) == _reference_dump(_plan([]))
 
 
+def test_plan_file_of_repeating_texts_is_what_the_json_encoders_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The single-leg formatting reuses the previous operation's kind, target, write mode and
+    # location texts, and keeps escaped SKUs and reasons (a bounded cache): vary each between
+    # operations, by value and by identity, and put other operations in between.
+    monkeypatch.setattr(planfile, "_ESCAPED_MAX", 3)
+    rng = random.Random(5)
+    names = ["xs", "x\"s", "".join(["x", "s"]), "\u00e9\n", "oslo", "berg\\en"]
+    ops = []
+    for i in range(400):
+        legs = (Leg(rng.choice(names), rng.choice([None, 0, -3, 2**62]), rng.choice([None, 4]),
+                    rng.choice([None, 7]), rng.randrange(-9, 9), rng.choice([None, 5])),)
+        if i % 7 == 0:
+            legs += (Leg("bergen", 1, 1, 2, 1, 2),)
+        ops.append(Operation(f"{i:016x}", rng.choice(list(OpKind)), rng.choice(names), rng.choice(names), legs,
+                             rng.choice(names + ["adopt: reset to 5"]),
+                             Settings(reorder_point=1) if i % 11 == 0 else None,
+                             None, ("negative",) if i % 13 == 0 else (), rng.choice(["", "delta", "absolute", "x\"y"])))
+    plan = _plan(ops)
+    assert dump_plan(plan) == _reference_dump(plan)
+
+
 def test_op_out_is_still_the_documented_shape() -> None:
     op = Operation("a1", OpKind.MOVE, "xs", "SKU", (Leg("oslo", 5, 5, 2, -3, 2), Leg("bergen", 0, 0, 3, 3, 3)), "move")
     assert list(_op_out(op)) == ["id", "kind", "target", "item", "legs", "reason", "settings_before",
@@ -131,6 +155,33 @@ def test_fast_constructors_build_equal_objects() -> None:
     assert model._sourced_position_slow("xs", "oslo", "A", 3, NO_SETTINGS, "replace", True, "stock/a.yaml", 4) == both
     with pytest.raises(AttributeError):
         both.source.line = 5  # type: ignore[misc]  # still frozen
+
+
+def test_twin_constructors_build_the_frozen_objects() -> None:
+    # new_leg and new_operation are made by the class swap on this Python (their probes passed)
+    assert new_leg is not model.fast_constructor(Leg) and new_operation is not model.fast_constructor(Operation)
+    leg = new_leg("oslo", None, 2, 3, 4, None)
+    assert type(leg) is Leg and leg == Leg("oslo", None, 2, 3, 4, None) and hash(leg) == hash(Leg("oslo", None, 2, 3, 4, None))
+    op = new_operation("i", OpKind.RESET, "xs", "A", (leg,), "r", None, Settings(tracking=True), ("protected",), "absolute")
+    assert type(op) is Operation
+    assert op == Operation("i", OpKind.RESET, "xs", "A", (leg,), "r", None, Settings(tracking=True), ("protected",), "absolute")
+    assert pickle.loads(pickle.dumps(op)) == op and replace(op, reason="s").reason == "s"
+    with pytest.raises(AttributeError):
+        leg.change = 5  # type: ignore[misc]  # still frozen
+    with pytest.raises(AttributeError):
+        op.reason = "s"  # type: ignore[misc]
+
+
+def test_twin_constructor_falls_back_when_the_twin_cannot_stand_in() -> None:
+    class Base:
+        __slots__ = ("z",)
+
+    @dataclass(frozen=True, slots=True)
+    class Child(Base):  # its base's slot comes first: a plain twin of its own __slots__ has another layout
+        a: int
+
+    made = model.twin_constructor(Child)
+    assert made is not Child and made(1) == Child(1) and type(made(1)) is Child  # the descriptor constructor
 
 
 # --- X-Series records ---------------------------------------------------------------------------------

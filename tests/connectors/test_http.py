@@ -12,7 +12,14 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from reconciler.connectors._http import RetryPolicy, TokenBucket, VendorHTTP, parse_retry_after, redact_url
+from reconciler.connectors._http import (
+    RequestCancelled,
+    RetryPolicy,
+    TokenBucket,
+    VendorHTTP,
+    parse_retry_after,
+    redact_url,
+)
 from reconciler.connectors.base import Secret, TargetContext
 from reconciler.errors import InsecureTransportError, VendorRejected, VendorUnavailable
 
@@ -255,3 +262,32 @@ def test_rate_burst_lets_a_window_budget_go_at_once_then_paces() -> None:
     assert len(handler.requests) == 7
     # five go at once; the sixth and seventh each wait for a token at 0.5/s (about 2 s apart)
     assert len(sleeps) == 2 and all(1.9 < s <= 4.01 for s in sleeps)
+
+
+def test_cancel_ends_a_retry_wait_at_once_and_sends_nothing_more() -> None:
+    """A prefetch thread's request: its consumer stopping must not wait out a 60 s Retry-After."""
+    handler = Recorder(httpx.Response(429, headers={"Retry-After": "60"}))
+    cancel = threading.Event()
+    http = VendorHTTP(_ctx(), httpx.MockTransport(handler), retry=RetryPolicy(max_attempts=5, max_wait=120))
+    threading.Timer(0.2, cancel.set).start()
+    started = time.monotonic()
+    with pytest.raises(RequestCancelled):
+        http.get("/inventory", cancel=cancel)
+    assert time.monotonic() - started < 5 and len(handler.requests) == 1
+    with pytest.raises(RequestCancelled):  # already cancelled: not even a first attempt
+        http.get("/inventory", cancel=cancel)
+    assert len(handler.requests) == 1
+    http.close()
+
+
+def test_cancel_ends_a_rate_limit_wait() -> None:
+    handler = Recorder(httpx.Response(200, json={}))
+    cancel = threading.Event()
+    http = VendorHTTP(_ctx(rate_limit=0.01), httpx.MockTransport(handler))  # one request per 100 s
+    http.get("/first", cancel=cancel)
+    threading.Timer(0.2, cancel.set).start()
+    started = time.monotonic()
+    with pytest.raises(RequestCancelled):
+        http.get("/second", cancel=cancel)
+    assert time.monotonic() - started < 5 and [r.url.path for r in handler.requests] == ["/first"]
+    http.close()

@@ -15,6 +15,8 @@ import httpx
 import pytest
 from starlette.responses import JSONResponse
 
+sys.path.insert(0, str(Path(__file__).parent.parent))
+from json_typed import typed as _typed  # noqa: E402
 from reconciler.sandbox._core import ServerThread
 from reconciler.sandbox._xseries_common import collection
 from reconciler.sandbox.xseries import XSeriesSimulator, inventory_body
@@ -211,15 +213,6 @@ def test_inventory_pages_by_version_until_an_empty_page() -> None:
         assert [(r["product_id"], r["current_amount"]) for r in changed] == [(PRODUCT2, 2)]
         assert client.get("/api/2.0/inventory", params={"page_size": "x"}).status_code == 400
     sim.close()
-
-
-def _typed(value: Any) -> Any:
-    """A decoded JSON value with every scalar's type spelled out: 21 and 21.0 and "21" differ."""
-    if isinstance(value, dict):
-        return {key: _typed(v) for key, v in value.items()}
-    if isinstance(value, list):
-        return [_typed(v) for v in value]
-    return (type(value).__name__, value)
 
 
 def _python_page(sim: XSeriesSimulator, where: str = "1") -> bytes:
