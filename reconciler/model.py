@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import gc
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import MISSING, dataclass, field, fields, replace
@@ -370,6 +371,11 @@ new_leg: Callable[[str, int | None, int | None, int | None, int, int | None], Le
 new_operation: Callable[..., Operation] = twin_constructor(Operation)
 
 
+_gc_pause = threading.Lock()
+_gc_pausers = 0  # blocks inside gc_paused, in every thread
+_gc_was_enabled = False
+
+
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """No cyclic garbage collection inside the block; the previous setting is restored.
@@ -378,11 +384,20 @@ def gc_paused() -> Iterator[None]:
     records that stay alive; the collector would rescan them (and everything already loaded)
     again and again without finding garbage: a quarter to a third of those stages' time at a
     million positions. Reference counting still frees everything that is dropped.
+
+    The collector is one per process and ``plan`` reads live stock and state at the same time
+    on two threads, so pauses are counted: it is switched back on when the last one ends.
     """
-    was_enabled = gc.isenabled()
-    gc.disable()
+    global _gc_pausers, _gc_was_enabled
+    with _gc_pause:
+        if _gc_pausers == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pausers += 1
     try:
         yield
     finally:
-        if was_enabled:
-            gc.enable()
+        with _gc_pause:
+            _gc_pausers -= 1
+            if _gc_pausers == 0 and _gc_was_enabled:
+                gc.enable()

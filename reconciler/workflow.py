@@ -11,6 +11,8 @@ import getpass
 import os
 import socket
 import subprocess
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,7 @@ import httpx
 from reconciler.config import Project, load_project
 from reconciler.connectors.base import Connector, connector_class
 from reconciler.errors import PlanError, StalePlanError
-from reconciler.model import ActualState, Capabilities, Plan, Record, TargetActual
+from reconciler.model import ActualState, BaseState, Capabilities, Plan, Record, TargetActual
 from reconciler.planner import make_plan
 
 Transports = Mapping[str, httpx.BaseTransport]
@@ -119,6 +121,38 @@ def open_store(project: Project, *, env: Mapping[str, str] | None = None) -> Any
     return open_state_store(url)
 
 
+def _load_base(project: Project, env: Mapping[str, str] | None, opened: threading.Event) -> BaseState:
+    # Opened, read and closed on the worker thread: a SQLite connection belongs to its thread.
+    store = open_store(project, env=env)
+    try:
+        opened.set()
+        return store.load_base()
+    finally:
+        store.close()
+
+
+def base_and_actual(
+    project: Project, connectors: Mapping[str, Connector], *, env: Mapping[str, str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[BaseState, ActualState]:
+    """B from the state store and A from the vendors, read at the same time.
+
+    Reading live stock mostly waits for the vendor; B (a million rows for a large chain) is read
+    meanwhile on a worker thread. The state is opened before the first vendor request, so a
+    broken state URL or database still fails before any is sent. The worker does local work
+    only: when the vendor read fails (or Ctrl-C), waiting for it is short, and the vendor read
+    stays on this thread where Ctrl-C reaches it.
+    """
+    opened = threading.Event()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="state-read") as pool:
+        base: Future[BaseState] = pool.submit(_load_base, project, env, opened)
+        while not opened.wait(0.05):
+            if base.done():
+                base.result()  # the store could not be opened: raise its error
+        actual = read_actual(connectors, progress)
+        return base.result(), actual
+
+
 def plan_project(
     root: str | Path,
     *,
@@ -135,10 +169,7 @@ def plan_project(
     with ExitStack() as stack:
         connectors = open_connectors(project, targets, env=env, transports=transports, stack=stack)
         capabilities: dict[str, Capabilities] = {n: type(c).capabilities for n, c in connectors.items()}
-        store = open_store(project)
-        stack.callback(store.close)
-        base = store.load_base()
-        actual = read_actual(connectors, progress)
+        base, actual = base_and_actual(project, connectors, progress=progress)
     policy = project.policy(
         capabilities,
         only_targets=frozenset(targets) if only_targets else None,
@@ -260,10 +291,7 @@ def drift_report(
     targets = targets_in_scope(project, only_targets)
     with ExitStack() as stack:
         connectors = open_connectors(project, targets, env=env, transports=transports, stack=stack)
-        store = open_store(project, env=env)
-        stack.callback(store.close)
-        base = store.load_base()
-        actual = read_actual(connectors)
+        base, actual = base_and_actual(project, connectors, env=env)
     entries: list[DriftEntry] = []
     checked = applied = 0
     for (target, location, item), record in sorted(base.positions.items()):
