@@ -30,7 +30,7 @@ import httpx
 import tenacity
 
 from reconciler.connectors.base import TargetContext
-from reconciler.errors import InsecureTransportError, VendorRejected, VendorUnavailable
+from reconciler.errors import InsecureTransportError, VendorError, VendorRejected, VendorUnavailable
 
 log = logging.getLogger("reconciler.http")
 
@@ -178,6 +178,9 @@ class _Retry(Exception):
         self.reason, self.status, self.body, self.retry_after = reason, status, body, retry_after
 
 
+_MAX_BODY_SHOWN = 300  # characters of an unreadable answer quoted in its error
+
+
 class VendorHTTP:
     """An httpx.Client for one target with reconciler's retry, limit and error rules."""
 
@@ -219,6 +222,31 @@ class VendorHTTP:
 
     def get(self, path: str, **kw: Any) -> httpx.Response:
         return self.request("GET", path, idempotent=True, **kw)
+
+    def json(self, response: httpx.Response, *, written: bool = False) -> Any:
+        """The answer's JSON, or :meth:`unreadable` when it is not JSON."""
+        try:
+            return response.json()
+        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError included
+            raise self.unreadable(response, f"is not JSON ({exc})", written=written) from exc
+
+    def unreadable(self, response: httpx.Response, what: str, *, written: bool = False) -> VendorError:
+        """The error for a 2xx answer that is not what the API documents (a proxy's login page,
+        a truncated body). After a write (``written``) the request may have landed all the same,
+        so it is in doubt: the applier verifies the operation or asks the user, never re-sends
+        it blindly. Before one, nothing was changed: the vendor's answer, rejected."""
+        body = self.scrub(response.text)
+        shown = body if len(body) <= _MAX_BODY_SHOWN else body[:_MAX_BODY_SHOWN] + "..."
+        message = (
+            f"{response.request.method} {redact_url(response.request.url)} on target {self.ctx.name!r}: "
+            f"the answer (HTTP {response.status_code}, {response.headers.get('content-type') or 'no content type'}) "
+            f"{what}: {shown!r}"
+        )
+        hint = ("Something other than the vendor's API may have answered: check the target's url in "
+                "reconciler.yaml (a proxy or login page in between?).")
+        if written:
+            return VendorUnavailable(message, status=response.status_code, body=body, in_doubt=True, hint=hint)
+        return VendorRejected(message, status=response.status_code, body=body, hint=hint + " Then plan again.")
 
     def request(
         self, method: str, path: str, *, idempotent: bool, cancel: threading.Event | None = None, **kw: Any

@@ -22,6 +22,8 @@ from reconciler.errors import VendorError, VendorRejected, VendorUnavailable
 from reconciler.model import Operation
 
 if TYPE_CHECKING:
+    import httpx
+
     from reconciler.connectors._http import VendorHTTP
 
 BASE = "/api/2.0/consignments"
@@ -52,12 +54,20 @@ class ConsignmentWriter:
         header = {"type": "OUTLET", "source_outlet_id": source, "outlet_id": dest}
         return self._run(op, header, {"product_id": product_id, "count": units}, ["SENT", "RECEIVED"])
 
+    def _created_id(self, response: httpx.Response) -> str:
+        """The new consignment's id. An answer without one may still have made the consignment:
+        in doubt, so the applier looks it up by its reference instead of creating another."""
+        answer = self.http.json(response, written=True)
+        created = answer.get("data") if isinstance(answer, dict) else None
+        if not isinstance(created, dict) or not isinstance(created.get("id"), str):
+            raise self.http.unreadable(response, "holds no data.id of the new consignment", written=True)
+        return created["id"]
+
     def _run(self, op: Operation, header: dict[str, Any], line: dict[str, Any], steps: list[str]) -> OpResult:
         """Create, add the line, walk the statuses. A 4xx part-way cancels what was made, so a
         failed operation leaves no half-made consignment behind."""
         body = {**header, "status": "OPEN", "name": f"reconciler {op.id}", "reference": op.id}
-        created = self.http.request("POST", BASE, json=body, idempotent=False).json()["data"]
-        consignment_id = created["id"]
+        consignment_id = self._created_id(self.http.request("POST", BASE, json=body, idempotent=False))
         last = None
         try:
             self.http.request("POST", f"{BASE}/{consignment_id}/products", json=line, idempotent=False)
@@ -104,7 +114,10 @@ class ConsignmentWriter:
         after = 0
         while True:
             params = {"reference": reference, "after": after, "page_size": self.page_size}
-            body = self.http.request("GET", BASE, params=params, idempotent=True).json()
+            response = self.http.request("GET", BASE, params=params, idempotent=True)
+            body = self.http.json(response)
+            if not isinstance(body, dict):
+                raise self.http.unreadable(response, "is not a page of consignments")
             data = body.get("data") or []
             if not data:
                 return

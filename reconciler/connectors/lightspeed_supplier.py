@@ -89,8 +89,12 @@ class LightspeedSupplierConnector(Connector):
         out: dict[tuple[str, str], Record] = {}
         page = 1
         while True:
-            body = self.http.get("/products", params={"page": page, "per_page": PER_PAGE}).json()
-            products = body.get("products") or []
+            response = self.http.get("/products", params={"page": page, "per_page": PER_PAGE})
+            body = self.http.json(response)
+            # An answer of another shape must not read as "no stock": the plan would adopt it.
+            products = body.get("products") if isinstance(body, dict) else None
+            if not isinstance(products, list) or not all(isinstance(p, dict) for p in products):
+                raise self.http.unreadable(response, "is not a page of products ({'products': [...]})")
             for product in products:
                 name = items.get(product.get("id"))
                 if name is not None:
@@ -100,7 +104,12 @@ class LightspeedSupplierConnector(Connector):
             page += 1
 
     def live_quantity(self, item_id: str) -> int:
-        return int(self.http.get(f"/products/{item_id}").json()["quantity"])
+        response = self.http.get(f"/products/{item_id}")
+        body = self.http.json(response)
+        try:
+            return int(body["quantity"])
+        except (TypeError, KeyError, ValueError) as exc:
+            raise self.http.unreadable(response, "holds no whole-number quantity") from exc
 
     # --- batching -----------------------------------------------------------------------------
 

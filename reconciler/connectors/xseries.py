@@ -29,7 +29,7 @@ from typing import Any, Callable, Generator, Iterator, Mapping, Sequence, TypeVa
 import httpx
 import orjson
 
-from reconciler.connectors._http import RequestCancelled, RetryPolicy, VendorHTTP, redact_url
+from reconciler.connectors._http import RequestCancelled, RetryPolicy, VendorHTTP
 from reconciler.connectors._xseries_consignments import ConsignmentWriter
 from reconciler.connectors.base import Connector, OpResult, Outcome, TargetContext, Verification
 from reconciler.errors import ConfigError, NotSupported, Problem, VendorRejected
@@ -47,7 +47,6 @@ INVENTORY = "/api/2.0/inventory"
 # Pages fetched ahead of the one being mapped during a full read (see read_stock). Two keep the
 # vendor busy while a slow page is mapped; each page is up to 10,000 decoded records (~10 MB).
 PREFETCH_PAGES = 2
-_MAX_BODY_IN_MESSAGE = 300
 
 T = TypeVar("T")
 
@@ -169,24 +168,10 @@ class XSeriesConnector(Connector):
         try:
             body = orjson.loads(response.content)
         except orjson.JSONDecodeError:
-            try:
-                body = response.json()
-            except ValueError as exc:  # UnicodeDecodeError included
-                raise self._not_a_page(response, f"is not JSON ({exc})") from exc
+            body = self.http.json(response)
         if not isinstance(body, dict):
-            raise self._not_a_page(response, f"is JSON but not an object (a {type(body).__name__})")
+            raise self.http.unreadable(response, f"is JSON but not an object (a {type(body).__name__})")
         return body
-
-    def _not_a_page(self, response: httpx.Response, what: str) -> VendorRejected:
-        body = self.http.scrub(response.text)
-        shown = body if len(body) <= _MAX_BODY_IN_MESSAGE else body[:_MAX_BODY_IN_MESSAGE] + "..."
-        return VendorRejected(
-            f"GET {redact_url(response.request.url)} on target {self.ctx.name!r}: the answer (HTTP "
-            f"{response.status_code}, {response.headers.get('content-type') or 'no content type'}) {what}: {shown!r}",
-            status=response.status_code, body=body,
-            hint="Something other than the X-Series API answered: check the target's url in reconciler.yaml "
-            "(a proxy or login page in between?) and plan again.",
-        )
 
     def live_amounts(self, product_id: str) -> dict[str, int]:
         """outlet_id -> current amount of one product, read just before a write that needs it."""
