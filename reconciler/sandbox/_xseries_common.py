@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 
 from starlette.requests import Request
 
-SCHEMA = """
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS xs_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS xs_outlets (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, version INTEGER NOT NULL, deleted_at TEXT
@@ -24,14 +24,9 @@ CREATE TABLE IF NOT EXISTS xs_products (
     id TEXT PRIMARY KEY, sku TEXT, name TEXT NOT NULL, track_inventory INTEGER NOT NULL DEFAULT 1,
     created_at TEXT NOT NULL, updated_at TEXT NOT NULL, version INTEGER NOT NULL, deleted_at TEXT
 );
--- reorder_point / reorder_amount hold JSON text so that a number, null and the quirky "" survive.
-CREATE TABLE IF NOT EXISTS xs_inventory (
-    id TEXT PRIMARY KEY, product_id TEXT NOT NULL, outlet_id TEXT NOT NULL,
-    current_amount REAL NOT NULL, reorder_point TEXT NOT NULL DEFAULT 'null',
-    reorder_amount TEXT NOT NULL DEFAULT 'null', average_cost REAL NOT NULL DEFAULT 0,
-    version INTEGER NOT NULL, deleted_at TEXT, UNIQUE (product_id, outlet_id)
-);
-CREATE INDEX IF NOT EXISTS xs_inventory_version ON xs_inventory (version);
+-- xs_inventory: INVENTORY_TABLE_SQL below, spliced in here
+@INVENTORY@;
+@INDEX@;
 CREATE TABLE IF NOT EXISTS xs_consignments (
     id TEXT PRIMARY KEY, outlet_id TEXT NOT NULL, name TEXT NOT NULL, consignment_date TEXT NOT NULL,
     due_at TEXT, received_at TEXT, type TEXT NOT NULL, status TEXT NOT NULL, supplier_id TEXT,
@@ -146,15 +141,18 @@ def collection(items: list[dict[str, Any]]) -> dict[str, Any]:
     return {"data": items, "version": {"min": min(versions), "max": max(versions)}}
 
 
-# --- the inventory page, built inside SQLite ------------------------------------------------
+# --- the inventory page, from each record's stored JSON text ---------------------------------
 #
 # At a million positions the simulator spent ~15 us a record building a dict per row and encoding
-# it (docs/performance.md). Here SQLite writes the page text and one row comes back. JSON1's
-# json_object/json_group_array did it at ~5.7 us a record (SQLite 3.40: every call re-renders
-# its arguments); plain concatenation with json_quote() for the strings takes ~3.9 us, so the page
-# is concatenated. It must decode to exactly what ``inventory_body`` + ``collection`` give,
-# numbers vs strings and nulls included, so every value SQLite could write differently is
-# flagged (``bad``) and such a page is answered by the Python path instead:
+# it (docs/performance.md, round 2), then ~4-6 us concatenating each record's JSON in the page
+# query (round 3). Now each record's JSON text is a STORED generated column of xs_inventory:
+# SQLite computes it on every INSERT and UPDATE, whoever writes (fixtures, the 2.1 product PUT,
+# consignments, sales, retiring, the benchmark's bulk seeding, a test's raw UPDATE), from the
+# row's final values, version included; the page is the group_concat of the stored texts in
+# version order (~0.8 us a record, sending included). The text must decode to exactly what
+# ``inventory_body`` + ``collection`` give, numbers vs strings and nulls included, so every value
+# SQLite could write differently is flagged (``record_py``: "needs the Python path"), and a page
+# holding a flagged record is answered by the Python path instead:
 # - REAL columns: ``number()`` turns whole values into JSON integers; SQL does the same below 2**52
 #   and flags anything bigger (CAST to INTEGER saturates, while ``int(1e300)`` is a 301-digit
 #   integer; infinities, which the Python path refuses, too). SQLite 3.40 writes other REALs with
@@ -162,8 +160,12 @@ def collection(items: list[dict[str, Any]]) -> dict[str, Any]:
 #   text reads back as the same double (1e-07 comes out as 1.0e-07: the same number).
 # - reorder_* hold JSON text written by ``json.dumps``; 'null' is copied, anything else goes
 #   through ``json()`` (valid, minified); text JSON1 does not accept (NaN, Infinity) is flagged.
+# - a record whose text came out NULL (a value no branch above renders) is flagged too.
 # Row order: group_concat reads the subquery's rows in its ORDER BY order (a subquery with LIMIT
-# is never flattened into an aggregate); tests/sandbox/test_xseries.py checks the page.
+# is never flattened into an aggregate); tests/sandbox/test_xseries*.py check the page.
+# The expressions are part of the table's schema: a state file whose xs_inventory was made by
+# other code (before the column existed, or with other expressions) is rebuilt on open
+# (``upgrade_inventory``).
 
 _WHOLE = "({c} = CAST({c} AS INTEGER) AND abs({c}) < 4503599627370496)"
 _NUM = "(CASE WHEN " + _WHOLE + " THEN CAST({c} AS INTEGER) ELSE {c} END)"
@@ -176,32 +178,79 @@ _ROW = (
     """ || ',"reorder_amount":' || {reorder_amount} || ',"average_cost":' || {cost}"""
     """ || ',"version":' || version || ',"deleted_at":' || json_quote(deleted_at) || '}}'"""
 )
-_INVENTORY_PAGE_SQL = """
-SELECT count(*), coalesce(sum({bad}), 0),
-    '{{"data":[' || group_concat({row}, ',')
-    || '],"version":{{"min":' || min(version) || ',"max":' || max(version) || '}}}}'
-FROM (SELECT * FROM xs_inventory WHERE @WHERE@ ORDER BY version LIMIT ?)
-""".format(
-    row=_ROW.format(
-        amount=_NUM.format(c="current_amount"),
-        cost=_NUM.format(c="average_cost"),
-        point=_REORDER.format(c="reorder_point"),
-        reorder_amount=_REORDER.format(c="reorder_amount"),
-    ),
-    bad=" OR ".join([
-        _NUM_BAD.format(c="current_amount"),
-        _NUM_BAD.format(c="average_cost"),
-        "(reorder_point != 'null' AND NOT json_valid(reorder_point))",
-        "(reorder_amount != 'null' AND NOT json_valid(reorder_amount))",
-    ]),
+RECORD_JSON_SQL = _ROW.format(
+    amount=_NUM.format(c="current_amount"),
+    cost=_NUM.format(c="average_cost"),
+    point=_REORDER.format(c="reorder_point"),
+    reorder_amount=_REORDER.format(c="reorder_amount"),
 )
+RECORD_PY_SQL = "coalesce(record_json IS NULL OR {}, 1)".format(" OR ".join([
+    _NUM_BAD.format(c="current_amount"),
+    _NUM_BAD.format(c="average_cost"),
+    "(reorder_point != 'null' AND NOT json_valid(reorder_point))",
+    "(reorder_amount != 'null' AND NOT json_valid(reorder_amount))",
+]))
+# reorder_point / reorder_amount hold JSON text so that a number, null and the quirky "" survive.
+# The stored columns' expressions are part of this text; SCHEMA gets it with "IF NOT EXISTS".
+INVENTORY_TABLE_SQL = (
+    "CREATE TABLE xs_inventory (\n"
+    "    id TEXT PRIMARY KEY, product_id TEXT NOT NULL, outlet_id TEXT NOT NULL,\n"
+    "    current_amount REAL NOT NULL, reorder_point TEXT NOT NULL DEFAULT 'null',\n"
+    "    reorder_amount TEXT NOT NULL DEFAULT 'null', average_cost REAL NOT NULL DEFAULT 0,\n"
+    "    version INTEGER NOT NULL, deleted_at TEXT,\n"
+    "    record_json TEXT GENERATED ALWAYS AS (" + RECORD_JSON_SQL + ") STORED,\n"
+    "    record_py INTEGER GENERATED ALWAYS AS (" + RECORD_PY_SQL + ") STORED,\n"
+    "    UNIQUE (product_id, outlet_id)\n"
+    ")"
+)
+INVENTORY_COLUMNS = (
+    "id, product_id, outlet_id, current_amount, reorder_point, reorder_amount, average_cost, version, deleted_at"
+)
+_INVENTORY_INDEX_SQL = "CREATE INDEX IF NOT EXISTS xs_inventory_version ON xs_inventory (version)"
+_INVENTORY_PAGE_SQL = """
+SELECT count(*), coalesce(max(record_py), 1), CAST(group_concat(record_json, ',') AS BLOB), min(version), max(version)
+FROM (SELECT record_json, record_py, version FROM xs_inventory WHERE @WHERE@ ORDER BY version LIMIT ?)
+"""
 EMPTY_PAGE = b'{"data":[]}'
+_STORED_EXPRESSIONS = (f"record_json TEXT GENERATED ALWAYS AS ({RECORD_JSON_SQL}) STORED",
+                       f"record_py INTEGER GENERATED ALWAYS AS ({RECORD_PY_SQL}) STORED")
+SCHEMA = _SCHEMA.replace("@INVENTORY@", INVENTORY_TABLE_SQL.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1)) \
+    .replace("@INDEX@", _INVENTORY_INDEX_SQL)
 
 
 def inventory_page_sql(where: str) -> str:
     """The page query for a ``Cursor.where()`` clause (plus filters); its last parameter is the
-    page size. It returns one row: (records, records JSON1 cannot render exactly, page text)."""
+    page size. It returns one row: (records, 1 if any record needs the Python path, the records'
+    texts joined by commas as bytes, lowest version, highest version); ``page_parts`` wraps them."""
     return _INVENTORY_PAGE_SQL.replace("@WHERE@", where)
+
+
+def page_parts(records: bytes, low: int, high: int) -> tuple[bytes, bytes, bytes]:
+    """The page as three pieces, sent one after the other: the records' text is not copied again
+    to wrap it (a 10,000-record page is 2.6 MB; each copy costs more in page faults than in
+    copying)."""
+    return b'{"data":[', records, b'],"version":{"min":%d,"max":%d}}' % (low, high)
+
+
+def upgrade_inventory(conn: sqlite3.Connection) -> bool:
+    """Bring an existing state file's xs_inventory to this code's table (True if it was rebuilt);
+    call it inside a transaction, on open, before fixtures are loaded.
+
+    SQLite cannot add a STORED column to a table, so a table made without ``record_json`` (state
+    files from before it), or with other expressions, is rebuilt: renamed, copied into a new table
+    (which computes every record's text), dropped with its index; then the index is made again."""
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'xs_inventory'").fetchone()
+    if row is not None and all(expr in row[0] for expr in _STORED_EXPRESSIONS):
+        return False
+    if row is not None:
+        conn.execute("ALTER TABLE xs_inventory RENAME TO xs_inventory_before_upgrade")
+    conn.execute(INVENTORY_TABLE_SQL)
+    if row is not None:
+        conn.execute(f"INSERT INTO xs_inventory ({INVENTORY_COLUMNS})"
+                     f" SELECT {INVENTORY_COLUMNS} FROM xs_inventory_before_upgrade ORDER BY rowid")
+        conn.execute("DROP TABLE xs_inventory_before_upgrade")
+    conn.execute(_INVENTORY_INDEX_SQL)
+    return True
 
 
 class RateBudget:

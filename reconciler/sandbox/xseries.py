@@ -21,11 +21,13 @@ from typing import Any, Awaitable, Callable, Mapping
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from reconciler.errors import ConfigError, Problem
 from reconciler.sandbox._core import Simulator
 from reconciler.sandbox._xseries_common import (
     EMPTY_PAGE,
+    INVENTORY_COLUMNS,
     SCHEMA,
     Cursor,
     RateBudget,
@@ -37,6 +39,8 @@ from reconciler.sandbox._xseries_common import (
     json_body,
     next_version,
     number,
+    page_parts,
+    upgrade_inventory,
 )
 from reconciler.sandbox._xseries_consignments import ConsignmentAPI
 
@@ -47,6 +51,7 @@ RATE_BUDGET_ENV = "RECONCILER_XSERIES_RATE_BUDGET"
 _KEEP = object()  # an omitted reorder key: keep the stored value
 _DATE_VERSION = re.compile(r"^\d{4}-\d{2}$")
 _ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+MMAP_BYTES = 1 << 30
 
 
 class XSeriesSimulator(Simulator):
@@ -77,7 +82,15 @@ class XSeriesSimulator(Simulator):
         budget = _option_number(rate_budget, "rate_budget", int)
         self.budget = RateBudget(int(budget), _option_number(rate_window_s, "rate_window_s", float), self.clock)
         self.consignments = ConsignmentAPI(self)
-        super().__init__(state=state, token=token, fixtures=fixtures, seed=seed)
+        super().__init__(state=state, token=token, fixtures=None, seed=seed)
+        # A state file written by older code gets the stored inventory texts before anything else.
+        with self.db.transaction() as conn:
+            upgrade_inventory(conn)
+        # Pages are read through the OS's file cache instead of being copied into SQLite's own
+        # (2 MB) cache: a full read of a million records touches ~600 MB (docs/performance.md).
+        self.db.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
+        if fixtures:
+            self.load_fixtures(fixtures)
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -310,16 +323,17 @@ class XSeriesSimulator(Simulator):
         where, params = cursor.where()
         if product_id is not None:
             where, params = where + " AND product_id = ?", [*params, product_id]
-        count, bad, page = self.db.query(inventory_page_sql(where), [*params, cursor.page_size])[0]
+        count, needs_py, records, low, high = self.db.query(inventory_page_sql(where), [*params, cursor.page_size])[0]
         if not count:
             return Response(EMPTY_PAGE, media_type="application/json")
-        if not bad:
-            return Response(page.encode(), media_type="application/json")
+        if not needs_py:
+            return PartsResponse(page_parts(records, low, high), media_type="application/json")
         return self._inventory_page_py(where, [*params, cursor.page_size])
 
     def _inventory_page_py(self, where: str, params: list[Any]) -> Response:
         """The page built in Python, for pages SQLite cannot write exactly (see inventory_page_sql)."""
-        rows = self.db.query(f"SELECT * FROM xs_inventory WHERE {where} ORDER BY version LIMIT ?", params)
+        rows = self.db.query(f"SELECT {INVENTORY_COLUMNS} FROM xs_inventory WHERE {where} ORDER BY version LIMIT ?",
+                             params)
         return JSONResponse(collection([inventory_body(r) for r in rows]))
 
     async def _list_inventory(self, request: Request) -> Response:
@@ -429,6 +443,22 @@ class XSeriesSimulator(Simulator):
                 "UPDATE xs_inventory SET deleted_at = ?, version = ? WHERE id = ?",
                 (None if track else stamp, self.version_step(conn), record_id),
             )
+
+
+class PartsResponse(Response):
+    """A response whose body is sent as consecutive pieces (one Content-Length for all of them),
+    so a large body is never joined into one more buffer."""
+
+    def __init__(self, parts: tuple[bytes, ...], media_type: str) -> None:
+        self.parts = parts
+        super().__init__(None, media_type=media_type)
+        self.headers["content-length"] = str(sum(map(len, parts)))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        last = len(self.parts) - 1
+        for i, part in enumerate(self.parts):
+            await send({"type": "http.response.body", "body": part, "more_body": i < last})
 
 
 def _fixture_id(value: Any, where: str) -> str:
