@@ -15,7 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import uuid
-from contextlib import redirect_stderr, redirect_stdout
+from contextlib import closing, redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -223,14 +223,22 @@ class Shop:
         return self.root / ".reconciler" / "state.db"
 
     def journal(self, plan_id: str) -> dict[str, str]:
-        """op id -> journal status of one plan (read-only SQL: it is polled while an apply runs)."""
+        """op id -> journal status of one plan (read-only SQL: it is polled while an apply runs).
+
+        The connection is closed before this returns (``with sqlite3.connect()`` alone only
+        commits; the connection lived on until the garbage collector ran). A connection of the
+        test's kept open across a kill keeps SQLite from rebuilding the WAL index, so a commit the
+        killed apply had written but not yet indexed (its ``finish_run``) stayed invisible to the
+        next plan and surfaced only later: the plan was then refused as stale (serial + 1)."""
         if not self.state_path.exists():
             return {}
         try:
-            with sqlite3.connect(f"file:{self.state_path}?mode=ro", uri=True, timeout=10) as conn:
+            with closing(sqlite3.connect(f"file:{self.state_path}?mode=ro", uri=True, timeout=10)) as conn:
                 rows = conn.execute("SELECT op_id, status FROM journal WHERE plan_id = ?", (plan_id,)).fetchall()
-        except sqlite3.OperationalError:
-            return {}  # the first apply has not created the journal yet
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return {}  # the first apply has not created the journal yet
+            raise  # anything else would read as "the journal changed" (or "not applied"): never guess
         return {op: status for op, status in rows}
 
     # --- the sandbox's truth (test-only control paths) -----------------------------------------

@@ -3,13 +3,15 @@
 ``--campaign-size ci`` (the default) fits the CI time limit; ``--campaign-size large`` (or the
 environment variable RECONCILER_CAMPAIGN=large) runs five times the operations, kills and faults.
 ``RECONCILER_CAMPAIGN_REPORT=FILE`` writes the figures as JSON; they are printed at the end too.
+``RECONCILER_CAMPAIGN_SEED=N`` draws the campaign (stock, desired states, kill and fault moments)
+from another seed than the default 2026, to walk other kill points.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -32,7 +34,12 @@ def size(request: pytest.FixtureRequest) -> Size:
     name = request.config.getoption("--campaign-size") or os.environ.get("RECONCILER_CAMPAIGN") or "ci"
     if name not in SIZES:
         raise pytest.UsageError(f"RECONCILER_CAMPAIGN={name!r}: use one of {', '.join(sorted(SIZES))}")
-    return SIZES[name]
+    seed = os.environ.get("RECONCILER_CAMPAIGN_SEED", "").strip()
+    if not seed:
+        return SIZES[name]
+    if not seed.isdigit():
+        raise pytest.UsageError(f"RECONCILER_CAMPAIGN_SEED={seed!r}: give a whole number")
+    return replace(SIZES[name], seed=int(seed))
 
 
 @pytest.fixture
