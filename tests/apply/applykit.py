@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+from contextlib import closing
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
@@ -77,14 +78,14 @@ def make_plan(ops: Iterable[Operation], *, lineage: str, serial: int, plan_id: s
 
 
 def stock_of(path: Path) -> Stock:
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         return {(r[0], r[1]): int(r[2]) for r in conn.execute("SELECT location, item, quantity FROM stock")}
 
 
 def ops_log(path: Path) -> Counter[str]:
     if not Path(path).exists():
         return Counter()
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if "ops" not in tables:
             return Counter()

@@ -11,6 +11,7 @@ import pickle
 import random
 import signal
 import sqlite3
+from contextlib import closing
 import subprocess
 import sys
 import time
@@ -47,7 +48,7 @@ def _start(state: Path, stock: Path, plan_file: Path, *extra: str) -> subprocess
 
 
 def _applied_rows(state: Path) -> int:
-    with sqlite3.connect(state, timeout=10) as conn:
+    with closing(sqlite3.connect(state, timeout=10)) as conn:
         return int(conn.execute("SELECT count(*) FROM journal WHERE plan_id = 'p2' AND status = 'applied'").fetchone()[0])
 
 

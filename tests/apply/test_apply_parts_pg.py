@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sqlite3
+from contextlib import closing
 import subprocess
 import sys
 import time
@@ -51,12 +52,12 @@ def _plan(repo: Path, state: str) -> Path:
 
 
 def _ops_log(path: Path) -> list[tuple[str, float]]:
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         return [(r[0], float(r[1])) for r in conn.execute("SELECT op_id, applied_at FROM ops ORDER BY seq")]
 
 
 def _stock(path: Path) -> dict[tuple[str, str], int]:
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         return {(r[0], r[1]): int(r[2]) for r in conn.execute("SELECT location, item, quantity FROM stock")}
 
 

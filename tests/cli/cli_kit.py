@@ -8,6 +8,7 @@ The memory target keeps its stock, every applied operation (``ops``) and every b
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -151,7 +152,7 @@ def run_process(root: Path, *argv: str, **kw: object) -> subprocess.CompletedPro
 def _query(stock: Path, sql: str) -> list[tuple]:
     if not stock.exists():
         return []
-    with sqlite3.connect(stock) as conn:
+    with closing(sqlite3.connect(stock)) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if not {"stock", "ops", "requests"} <= tables:
             return []
@@ -174,7 +175,7 @@ def applied_ops(stock: Path) -> list[str]:
 
 def sell(stock: Path, location: str, item: str, units: int) -> None:
     """A sale at the vendor, made outside reconciler."""
-    with sqlite3.connect(stock) as conn:
+    with closing(sqlite3.connect(stock)) as conn, conn:  # commits, then closes
         conn.execute("UPDATE stock SET quantity = quantity - ? WHERE location = ? AND item = ?", [units, location, item])
 
 

@@ -8,6 +8,7 @@ import json
 import os
 import pty
 import sqlite3
+from contextlib import closing
 import subprocess
 import sys
 import time
@@ -384,7 +385,7 @@ def _wait_for_lock(state: Path) -> tuple[str, str]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if state.exists():
-            with sqlite3.connect(state, timeout=10) as conn:
+            with closing(sqlite3.connect(state, timeout=10)) as conn:
                 tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
                 row = conn.execute("SELECT acquired_at, expires_at FROM locks").fetchone() if "locks" in tables else None
             if row:

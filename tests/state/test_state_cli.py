@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from contextlib import closing
 import subprocess
 import sys
 from pathlib import Path
@@ -128,7 +129,7 @@ def test_state_init_creates_then_reopens_and_upgrades_an_old_schema(tmp_path: Pa
     db.close()
     code, out, _ = run_cli(capsys, "state", "init", "--state", str(old))
     assert code == 0 and "L-old" in out and "serial:         7" in out and f"schema version: {SCHEMA_VERSION}" in out
-    with sqlite3.connect(old) as conn:
+    with closing(sqlite3.connect(old)) as conn, conn:  # commits, then closes
         assert conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] == SCHEMA_VERSION
         conn.execute("INSERT INTO schema_version VALUES (?, 'x')", [SCHEMA_VERSION + 1])
     conn.close()
