@@ -290,3 +290,52 @@ def test_what_orjson_refuses_is_still_read_as_before() -> None:
         assert conn.read_stock() == {("tromsø", "SKU1"): Record(3)}
     finally:
         conn.close(), server.shutdown(), server.server_close()
+
+
+# --- a vendor that pages out of version order (ASSUMPTION: X-Series pages by version) --------
+
+
+def record(outlet: str, product: str, version: Any, amount: int, deleted: bool = False) -> dict[str, Any]:
+    return {"id": f"{outlet}/{product}/{version}", "outlet_id": outlet, "product_id": product,
+            "current_amount": amount, "version": version, "deleted_at": "2026-11-01T00:00:00Z" if deleted else None}
+
+
+def paged(pages: list[list[dict[str, Any]]]) -> tuple[httpx.MockTransport, list[int]]:
+    """Serves ``pages`` one per request, whatever the cursor says; records every ``after``."""
+    cursors: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        cursors.append(int(request.url.params["after"]))
+        index = (len(cursors) - 1) % (len(pages) + 1)  # the pages, an empty page, then again
+        data = pages[index] if index < len(pages) else []
+        numbers = [int(r["version"]) for r in data] or [0]
+        return httpx.Response(200, json={"data": data, "version": {"min": min(numbers), "max": max(numbers)}})
+
+    return httpx.MockTransport(answer), cursors
+
+
+@pytest.mark.parametrize("pages, expected", [
+    # a later page holds an older version of a position: the newer one stands
+    ([[record("outlet-oslo", "prod-0", 5, 1)], [record("outlet-oslo", "prod-0", 3, 9), record("outlet-bergen", "prod-1", 6, 2)]],
+     {("oslo", "SKU0"): 1, ("bergen", "SKU1"): 2}),
+    # one page out of order: the newer deletion stands over the older record after it
+    ([[record("outlet-oslo", "prod-0", 8, 0, deleted=True), record("outlet-oslo", "prod-0", 4, 7)]], {}),
+    # versions as text: not trusted for the fast read, compared as numbers by the careful one
+    ([[record("outlet-oslo", "prod-0", "10", 4), record("outlet-oslo", "prod-0", "9", 6)]], {("oslo", "SKU0"): 4}),
+])
+def test_pages_out_of_version_order_are_read_carefully(pages: list, expected: dict) -> None:
+    transport, cursors = paged(pages)
+    conn = XSeriesConnector(context(page_size=10), transport=transport, retry=FAST)
+    got = {key: rec.quantity for key, rec in conn.read_stock().items()}
+    conn.close()
+    assert got == expected
+    assert cursors.count(0) == 2  # the trusting read gave up, the careful one started over
+
+
+def test_pages_in_version_order_are_read_once() -> None:
+    transport, cursors = paged([[record("outlet-oslo", "prod-0", 3, 9), record("outlet-oslo", "prod-1", 4, 1)],
+                                [record("outlet-oslo", "prod-0", 7, 2), record("outlet-oslo", "prod-1", 8, 0, deleted=True)]])
+    conn = XSeriesConnector(context(page_size=10), transport=transport, retry=FAST)
+    assert {key: rec.quantity for key, rec in conn.read_stock().items()} == {("oslo", "SKU0"): 2}
+    conn.close()
+    assert cursors == [0, 4, 8]
