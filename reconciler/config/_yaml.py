@@ -244,6 +244,11 @@ def parse_careful(text: str, rel: str) -> tuple[Any, list[Problem]]:
                               "Add content or delete the file; see docs/configuration.md for its format.")]
     builder = _Builder(rel)
     value = builder.build(node)
+    if value is None and not builder.problems:
+        # A document that is only a null (null, ~, Null, NULL) holds no data; None would read
+        # as "already reported" to the caller and the file would be skipped in silence.
+        return None, [Problem(f"the file holds only a null value ({node.value!r})", rel, node.start_mark.line + 1,
+                              "Write the file's content, or delete the file; see docs/configuration.md for its format.")]
     return value, builder.problems
 
 
