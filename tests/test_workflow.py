@@ -6,12 +6,12 @@ from __future__ import annotations
 import gc
 import threading
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
 
-from connectors.test_xseries import E2E_ENV, TOKEN, e2e_repo, fixtures
+from connectors.test_xseries import E2E_ENV, e2e_repo
+from connectors.test_xseries import sim  # noqa: F401  (the simulator fixture)
 from reconciler.errors import StateError, VendorError
 from reconciler.model import gc_paused
 from reconciler.sandbox.xseries import XSeriesSimulator
@@ -27,13 +27,6 @@ class Counting(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         self.requests += 1
         return self.inner.handle_request(request)
-
-
-@pytest.fixture
-def sim() -> Iterator[XSeriesSimulator]:
-    s = XSeriesSimulator(token=TOKEN, fixtures=fixtures(), rate_budget=0)
-    yield s
-    s.close()
 
 
 @pytest.fixture

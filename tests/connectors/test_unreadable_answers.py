@@ -5,13 +5,14 @@ have landed it is in doubt, so the applier verifies instead of re-sending a delt
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import httpx
 import pytest
 
 from connectors.test_lightspeed_supplier import context as feed_context
-from connectors.test_xseries import E2E_ENV, TOKEN, e2e_repo, fixtures, qty, write_locations
+from connectors.test_xseries import E2E_ENV, e2e_repo, qty, write_locations
+from connectors.test_xseries import sim  # noqa: F401  (the simulator fixture)
 from reconciler.connectors.lightspeed_supplier import LightspeedSupplierConnector
 from reconciler.errors import VendorRejected
 from reconciler.sandbox.xseries import XSeriesSimulator
@@ -34,13 +35,6 @@ class Tampering(httpx.BaseTransport):
             response.read()
             return httpx.Response(200, headers={"content-type": "text/html"}, content=LOGIN_PAGE, request=request)
         return response
-
-
-@pytest.fixture
-def sim() -> Iterator[XSeriesSimulator]:
-    s = XSeriesSimulator(token=TOKEN, fixtures=fixtures(), rate_budget=0)
-    yield s
-    s.close()
 
 
 def test_an_unreadable_answer_to_a_consignment_is_verified_not_resent(
