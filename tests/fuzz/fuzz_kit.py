@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-from dataclasses import dataclass
+import sys
+from pathlib import Path
 from typing import Iterable
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from reconciler.errors import Problem
+
+# The CLI runner of the bad-input corpus: main() in this process, exit code and output captured.
+sys.path.insert(0, str(Path(__file__).parent.parent / "badinput"))
+from badinput_kit import Run, run_cli  # noqa: E402,F401
 
 # derandomize: the same examples on every run, so CI never flakes on a new random draw; a
 # failure found locally is reproducible from its printed example.
@@ -80,24 +83,3 @@ def problems_are_located(problems: Iterable[Problem]) -> None:
         assert problem.hint, problem
         if not any(w in problem.message for w in WHOLE_FILE):
             assert isinstance(problem.line, int) and problem.line >= 1, problem
-
-
-@dataclass(frozen=True)
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-
-
-def run_cli(*argv: str) -> Run:
-    """The console script's ``main`` in this process (see tests/badinput/badinput_kit.py)."""
-    from reconciler.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(argv))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return Run(code, out.getvalue(), err.getvalue())

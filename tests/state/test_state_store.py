@@ -9,10 +9,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from applykit import adjust, make_plan, reset
+from applykit import adjust, make_plan
 from sqlite_utils import Database
 
-from reconciler.errors import LockHeld, StalePlanError, StateError
+from reconciler.errors import LockHeld, StateError
 from reconciler.model import Settings
 from reconciler.state import BaseUpdate, JournalStatus, Outcome, SQLiteStateStore, open_state_store
 from reconciler.state._schema import MIGRATIONS, SCHEMA_VERSION
@@ -80,25 +80,8 @@ def test_unopenable_path_is_a_state_error(tmp_path: Path) -> None:
     assert isinstance(err.value.__cause__, sqlite3.Error)
 
 
-def test_begin_apply_moves_serial_once_and_allows_resume(tmp_path: Path) -> None:
-    with SQLiteStateStore(tmp_path / "s.db") as store:
-        plan = make_plan([reset("t", "oslo", "A", None, 1)], lineage=store.lineage(), serial=0)
-        ticket = store.begin_apply(plan, op_count=1, who="u@h")
-        assert not ticket.resumed and store.serial() == 1
-        store.finish_run(ticket.run_id, "failed", {"failed": 1})
-        assert store.plan_record(plan.plan_id).status.value == "partial"
-        again = store.begin_apply(plan, op_count=1, who="u@h")
-        assert again.resumed and again.run_id != ticket.run_id
-        store.finish_run(again.run_id, "failed", {})
-        with pytest.raises(StalePlanError, match="serial 0"):
-            store.begin_apply(make_plan(plan.operations, lineage=store.lineage(), serial=0, plan_id="x"), op_count=1, who="u@h")
-        newer = make_plan(plan.operations, lineage=store.lineage(), serial=store.serial(), plan_id="newer")
-        store.finish_run(store.begin_apply(newer, op_count=1, who="u@h").run_id, "failed", {})
-        with pytest.raises(StalePlanError, match="applied since"):
-            store.begin_apply(plan, op_count=1, who="u@h")
-        with pytest.raises(StalePlanError, match="another state database"):
-            store.begin_apply(make_plan([], lineage="nope", serial=store.serial(), plan_id="y"), op_count=0, who="u@h")
-        assert [r.plan_id for r in store.runs()] == ["newer", plan.plan_id, plan.plan_id]
+# begin/resume/staleness: tests/state/test_store_contract.py::test_begin_resume_and_staleness
+# runs the same checks on SQLite and PostgreSQL.
 
 
 def _journaled(store: SQLiteStateStore):
