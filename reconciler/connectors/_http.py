@@ -2,8 +2,12 @@
 error translation and credential redaction.
 
 Retry rules (DESIGN.md section 6):
-- 429 and 5xx answers mean the vendor did not apply the request: retried for every method,
-  honouring Retry-After in both its forms (seconds, HTTP date), capped by the policy.
+- 429, and 503 with Retry-After, say the vendor did not process the request: retried for every
+  method, honouring Retry-After in both its forms (seconds, HTTP date), capped by the policy.
+- Any other 5xx (500, 502, 504, a 503 without Retry-After) is retried only for idempotent
+  requests. A gateway answers 502/504 when the vendor behind it took too long, which says
+  nothing about whether the write was committed: for a non-idempotent write it is raised at once
+  as ``VendorUnavailable(in_doubt=True)``, and the applier verifies the operation or asks.
 - A transport error before the request left (connect failures, pool timeouts) is retried for
   every method too.
 - A transport error after the request may have been sent (read timeout, dropped connection) is
@@ -309,15 +313,25 @@ class VendorHTTP:
                     in_doubt=True,
                 ) from None
         log.debug("%s -> %s", where, response.status_code)
-        return self._check(response, where)
+        return self._check(response, where, idempotent)
 
-    def _check(self, response: httpx.Response, where: str) -> httpx.Response:
+    def _check(self, response: httpx.Response, where: str, idempotent: bool = True) -> httpx.Response:
         status = response.status_code
         if status < 400:
             return response
         body = self.scrub(response.text)
-        if status == 429 or status >= 500:
-            raise _Retry(f"HTTP {status}", status=status, body=body, retry_after=parse_retry_after(response.headers.get("Retry-After")))
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if status == 429 or (status == 503 and retry_after is not None) or (status >= 500 and idempotent):
+            raise _Retry(f"HTTP {status}", status=status, body=body, retry_after=retry_after)
+        if status >= 500:
+            shown = body if len(body) <= _MAX_BODY_SHOWN else body[:_MAX_BODY_SHOWN] + "..."
+            raise VendorUnavailable(
+                f"{where} on target {self.ctx.name!r} was answered HTTP {status} after the request was sent: "
+                f"it may or may not have been applied (answer: {shown!r})",
+                status=status, body=body, in_doubt=True,
+                hint="Re-run apply: it asks the vendor whether the operation landed where the vendor can tell, "
+                     "otherwise settle it with `reconciler resolve`.",
+            )
         shown = body if len(body) <= _MAX_BODY_IN_MESSAGE else body[:_MAX_BODY_IN_MESSAGE] + "..."
         raise VendorRejected(
             f"{where} was rejected by target {self.ctx.name!r} with HTTP {status}: {shown}",

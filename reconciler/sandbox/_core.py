@@ -89,6 +89,13 @@ class Faults:
     drop_after_write: float = 0.0
     # the next N successful writes are committed and then dropped (deterministic for tests)
     drop_next_writes: int = 0
+    # probability that a successful write is committed and then answered with a gateway error
+    # (``error_after_write_status``, 502 or 504), as a proxy in front of the vendor does when the
+    # backend commits but its answer times out: the client cannot tell that it landed
+    error_after_write: float = 0.0
+    # the next N successful writes are committed and then answered with that gateway error
+    error_next_writes: int = 0
+    error_after_write_status: int = 502
     retry_after_s: int = 1  # what a simulated 429 asks the client to wait
     # Setting it reseeds the sandbox's randomness (fault draws and sales), so a run can be
     # replayed; None (the default) keeps the seed the sandbox was started with.
@@ -114,8 +121,10 @@ class Faults:
             self._reseed(checked["seed"])
 
 
-_INT_SWITCHES = frozenset({"drop_next_writes", "retry_after_s", "seed"})
-_RATE_SWITCHES = frozenset({"rate_429", "rate_5xx", "drop_after_write"})
+_INT_SWITCHES = frozenset({"drop_next_writes", "error_next_writes", "error_after_write_status", "retry_after_s", "seed"})
+_RATE_SWITCHES = frozenset({"rate_429", "rate_5xx", "drop_after_write", "error_after_write"})
+# What a gateway in front of a vendor answers when the vendor committed but did not answer in time
+GATEWAY_STATUSES = frozenset({500, 502, 503, 504})
 
 
 def _switch_value(name: str, value: Any) -> float | int | None:
@@ -134,6 +143,8 @@ def _switch_value(name: str, value: Any) -> float | int | None:
         raise ValueError(f"fault switch {name}: {value!r} is a probability and must be between 0 and 1")
     if name != "seed" and number < 0:
         raise ValueError(f"fault switch {name}: {value!r} must not be negative")
+    if name == "error_after_write_status" and number not in GATEWAY_STATUSES:
+        raise ValueError(f"fault switch {name}: {value!r} must be one of {sorted(GATEWAY_STATUSES)}")
     return number
 
 
@@ -371,7 +382,9 @@ class _VendorMiddleware:
         if early is not None:
             await early(scope, receive, send)
             return
-        if scope["method"] not in WRITE_METHODS or not (faults.drop_after_write or faults.drop_next_writes):
+        if scope["method"] not in WRITE_METHODS or not (
+            faults.drop_after_write or faults.drop_next_writes or faults.error_after_write or faults.error_next_writes
+        ):
             await self.inner(scope, receive, send)
             return
         await self._write_maybe_dropped(scope, receive, send)
@@ -388,6 +401,13 @@ class _VendorMiddleware:
         drop = status < 400 and (
             faults.drop_next_writes > 0 or self.sim.rng.random() < faults.drop_after_write
         )
+        if not drop and self._gateway_error_after(status):
+            answer = JSONResponse(
+                {"error": f"sandbox fault: the write was committed, then answered {faults.error_after_write_status}"},
+                status_code=faults.error_after_write_status,
+            )
+            await answer(scope, receive, send)
+            return
         if not drop:
             for message in messages:
                 await send(message)
@@ -403,6 +423,17 @@ class _VendorMiddleware:
         start["headers"] = [*start.get("headers", []), (DROPPED_HEADER.encode(), b"1")]
         await send(start)
         raise ConnectionDropped(f"sandbox dropped the connection after committing {scope['method']} {scope['path']}")
+
+
+    def _gateway_error_after(self, status: int) -> bool:
+        """Whether this committed write is answered with the gateway error (and count it)."""
+        faults = self.sim.faults
+        if status >= 400:
+            return False
+        if faults.error_next_writes > 0:
+            faults.error_next_writes -= 1
+            return True
+        return bool(faults.error_after_write) and self.sim.rng.random() < faults.error_after_write
 
 
 class _DroppingWSGITransport(httpx.WSGITransport):

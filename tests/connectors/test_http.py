@@ -74,9 +74,33 @@ def test_5xx_then_success_is_retried_with_growing_backoff() -> None:
     handler = Recorder(httpx.Response(503), httpx.Response(502), httpx.Response(200, json={"ok": 1}))
     sleeps: list[float] = []
     with _client(handler, sleeps=sleeps) as http:
-        assert http.request("POST", "/stock", idempotent=False, json={"q": 1}).json() == {"ok": 1}
+        assert http.request("PUT", "/stock", idempotent=True, json={"q": 1}).json() == {"ok": 1}
     assert len(handler.requests) == 3 and sleeps == [0.1, 0.2]
     assert handler.requests[0].headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+def test_a_write_that_was_not_processed_is_retried() -> None:
+    """429 and 503 with Retry-After say the vendor did not take the request: safe for any write."""
+    handler = Recorder(
+        httpx.Response(429, headers={"Retry-After": "1"}),
+        httpx.Response(503, headers={"Retry-After": "2"}),
+        httpx.Response(200, json={"ok": 1}),
+    )
+    sleeps: list[float] = []
+    with _client(handler, sleeps=sleeps) as http:
+        assert http.request("POST", "/stock", idempotent=False, json={"q": 1}).json() == {"ok": 1}
+    assert len(handler.requests) == 3 and sleeps == [1, 2]
+
+
+@pytest.mark.parametrize("status", [500, 502, 504, 503])
+def test_an_ambiguous_answer_to_a_non_idempotent_write_is_in_doubt_and_not_resent(status: int) -> None:
+    """A gateway's 502/504 (or a 500, or a 503 that does not say to come back) may follow a commit."""
+    handler = Recorder(httpx.Response(status, text="upstream timed out"), httpx.Response(200, json={"ok": 1}))
+    with _client(handler, sleeps=[]) as http, pytest.raises(VendorUnavailable) as caught:
+        http.request("POST", "/stock", idempotent=False, json={"q": 1})
+    assert caught.value.in_doubt and caught.value.status == status
+    assert "may or may not have been applied" in str(caught.value) and "upstream timed out" in str(caught.value)
+    assert len(handler.requests) == 1
 
 
 def test_retry_after_seconds_and_http_date_are_honoured() -> None:
