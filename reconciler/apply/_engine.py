@@ -72,8 +72,10 @@ class _LockKeeper:
                 self._last = time.monotonic()
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Run:
+    """What every target's thread of one run shares; nothing in it changes while they run."""
+
     plan: Plan
     run_id: str
     store: StateStore
@@ -81,32 +83,43 @@ class _Run:
     keeper: _LockKeeper
     progress: Progress | None
 
-    # Outcomes of the batch being settled, written in one transaction by outcomes_of_one_batch().
-    buffered: list[tuple[Written, Sequence[BaseUpdate]]] | None = None
+
+class _Part:
+    """One target's share of a run, owned by the one thread that applies it.
+
+    Outcomes are written here and nowhere else: a batch's are buffered in this object (never in
+    one shared between threads) and committed in the batch's own transaction, so no thread can
+    take, drop or misfile another thread's outcomes."""
+
+    def __init__(self, run: _Run) -> None:
+        self.run = run
+        self._batch: list[tuple[Written, Sequence[BaseUpdate]]] | None = None
 
     def write(self, op: Operation, status: JournalStatus, *, response: str = "", error: str | None = None) -> OpReport:
         updates = base_updates(op) if status is JournalStatus.APPLIED else ()
         outcome = Written(op.id, status, response, error)
-        if self.buffered is not None:
-            self.buffered.append((outcome, updates))
+        if self._batch is not None:
+            self._batch.append((outcome, updates))
         else:
-            self.store.record_outcome(self.plan.plan_id, outcome, updates)
+            self.run.store.record_outcome(self.run.plan.plan_id, outcome, updates)
         return _report(op, status.value, error=error, response=response)
 
     @contextmanager
     def outcomes_of_one_batch(self) -> Iterator[None]:
         """Journal a batch's outcomes in one commit. A crash before it leaves them all pending,
         which a resume settles exactly as it settles one operation left pending."""
-        self.buffered = []
+        if self._batch is not None:
+            raise RuntimeError("a target's batches are settled one at a time")
+        self._batch = []
         try:
             yield
         finally:
-            outcomes, self.buffered = self.buffered, None
-            self.store.record_outcomes(self.plan.plan_id, outcomes)
+            outcomes, self._batch = self._batch, None
+            self.run.store.record_outcomes(self.run.plan.plan_id, outcomes)
 
     def pending(self, ops: Sequence[Operation]) -> None:
         rows = [(op, request_summary(op), base_updates(op)) for op in ops]
-        self.store.record_pending(self.plan.plan_id, self.run_id, rows)
+        self.run.store.record_pending(self.run.plan.plan_id, self.run.run_id, rows)
 
 
 def _report(op: Operation, status: str, *, note: str = "", error: str | None = None, response: str = "") -> OpReport:
@@ -210,32 +223,32 @@ def _execute_all(run: _Run, ops: Sequence[Operation], connectors: Mapping[str, C
     for op in ops:
         by_target.setdefault(op.target, []).append(op)
     if not parallel or len(by_target) <= 1:
-        return [r for target, t_ops in by_target.items() for r in _run_target(run, connectors.get(target), t_ops)]
+        return [r for target, t_ops in by_target.items() for r in _run_target(_Part(run), connectors.get(target), t_ops)]
     with ThreadPoolExecutor(max_workers=len(by_target), thread_name_prefix="apply") as pool:
-        futures = [pool.submit(_run_target, run, connectors.get(t), t_ops) for t, t_ops in by_target.items()]
+        futures = [pool.submit(_run_target, _Part(run), connectors.get(t), t_ops) for t, t_ops in by_target.items()]
         return [r for f in futures for r in f.result()]
 
 
-def _run_target(run: _Run, conn: Connector | None, ops: Sequence[Operation]) -> list[OpReport]:
+def _run_target(part: _Part, conn: Connector | None, ops: Sequence[Operation]) -> list[OpReport]:
     reports: list[OpReport] = []
     to_send: list[Operation] = []
     for op in ops:
-        settled = _settle_prior(run, conn, op, run.journal.get(op.id))
+        settled = _settle_prior(part, conn, op, part.run.journal.get(op.id))
         if settled is not None:
             reports.append(settled)
         elif op.kind is OpKind.RELEASE:
             # Nothing to send: the state forgets B, the vendor is untouched.
-            run.pending([op])
-            reports.append(run.write(op, JournalStatus.APPLIED, response="release: state only, nothing sent"))
+            part.pending([op])
+            reports.append(part.write(op, JournalStatus.APPLIED, response="release: state only, nothing sent"))
         else:
             to_send.append(op)
     if to_send:
         assert conn is not None  # _check_plan guarantees a connector for every sending target
-        reports.extend(_send_all(run, conn, to_send))
+        reports.extend(_send_all(part, conn, to_send))
     return reports
 
 
-def _settle_prior(run: _Run, conn: Connector | None, op: Operation, entry: JournalEntry | None) -> OpReport | None:
+def _settle_prior(part: _Part, conn: Connector | None, op: Operation, entry: JournalEntry | None) -> OpReport | None:
     """What an earlier run left for ``op``: a final report, or None to send it (again)."""
     if entry is None or entry.status in (JournalStatus.FAILED, JournalStatus.NOT_APPLIED):
         return None
@@ -243,10 +256,10 @@ def _settle_prior(run: _Run, conn: Connector | None, op: Operation, entry: Journ
         return _report(op, "skipped", note="applied by an earlier run", response=entry.response)
     if op.kind is OpKind.RELEASE or resendable(op):
         return None  # sending it again lands on the same result
-    return _verify(run, conn, op, after="was left in flight by an interrupted apply")
+    return _verify(part, conn, op, after="was left in flight by an interrupted apply")
 
 
-def _verify(run: _Run, conn: Connector | None, op: Operation, *, after: str, response: str = "") -> OpReport | None:
+def _verify(part: _Part, conn: Connector | None, op: Operation, *, after: str, response: str = "") -> OpReport | None:
     """Ask the vendor whether ``op`` landed. None: it did not, send it."""
     try:
         verdict = conn.verify(op) if conn is not None else Verification.UNKNOWN
@@ -254,71 +267,71 @@ def _verify(run: _Run, conn: Connector | None, op: Operation, *, after: str, res
     except VendorError as exc:
         verdict, problem = Verification.UNKNOWN, f" (verification failed: {exc})"
     if verdict is Verification.APPLIED:
-        return run.write(op, JournalStatus.APPLIED, response=response or "verified applied after interruption")
+        return part.write(op, JournalStatus.APPLIED, response=response or "verified applied after interruption")
     if verdict is Verification.NOT_APPLIED:
         return None
     note = f"{op.kind} {after}; the vendor cannot tell whether it was applied{problem}"
-    reply = run.write(op, JournalStatus.IN_DOUBT, response=response, error=note)
+    reply = part.write(op, JournalStatus.IN_DOUBT, response=response, error=note)
     return _report(op, "in_doubt", note=note, error=note, response=reply.response)
 
 
-def _send_all(run: _Run, conn: Connector, ops: Sequence[Operation]) -> list[OpReport]:
+def _send_all(part: _Part, conn: Connector, ops: Sequence[Operation]) -> list[OpReport]:
     batches = conn.batches(ops)
     reports: list[OpReport] = []
     for number, batch in enumerate(batches, start=1):
-        batch_reports = _send_batch(run, conn, batch)
+        batch_reports = _send_batch(part, conn, batch)
         reports.extend(batch_reports)
-        if run.progress is not None:
+        if part.run.progress is not None:
             statuses = [r.status for r in batch_reports]
-            run.progress(
+            part.run.progress(
                 ProgressEvent(
                     batch[0].target, number, len(batches), len(reports), len(ops),
                     statuses.count("applied"), statuses.count("failed"), statuses.count("in_doubt"),
                 )
             )
-        run.keeper.touch()
+        part.run.keeper.touch()
     return reports
 
 
-def _send_batch(run: _Run, conn: Connector, batch: Sequence[Operation]) -> list[OpReport]:
-    run.pending(batch)
-    with run.outcomes_of_one_batch():
-        return _settle_batch(run, conn, batch)
+def _send_batch(part: _Part, conn: Connector, batch: Sequence[Operation]) -> list[OpReport]:
+    part.pending(batch)
+    with part.outcomes_of_one_batch():
+        return _settle_batch(part, conn, batch)
 
 
-def _settle_batch(run: _Run, conn: Connector, batch: Sequence[Operation]) -> list[OpReport]:
+def _settle_batch(part: _Part, conn: Connector, batch: Sequence[Operation]) -> list[OpReport]:
     try:
         results = conn.execute(batch)
     except VendorUnavailable as exc:
         if exc.in_doubt:
-            return [_after_drop(run, conn, op, exc) for op in batch]
-        return [run.write(op, JournalStatus.FAILED, response=exc.body or "", error=str(exc)) for op in batch]
+            return [_after_drop(part, conn, op, exc) for op in batch]
+        return [part.write(op, JournalStatus.FAILED, response=exc.body or "", error=str(exc)) for op in batch]
     except ReconcilerError as exc:
         body = getattr(exc, "body", None) or ""
-        return [run.write(op, JournalStatus.FAILED, response=body, error=str(exc)) for op in batch]
+        return [part.write(op, JournalStatus.FAILED, response=body, error=str(exc)) for op in batch]
     by_id = {r.op_id: r for r in results}
-    return [_record_result(run, op, by_id.get(op.id)) for op in batch]
+    return [_record_result(part, op, by_id.get(op.id)) for op in batch]
 
 
-def _after_drop(run: _Run, conn: Connector, op: Operation, exc: VendorUnavailable) -> OpReport:
+def _after_drop(part: _Part, conn: Connector, op: Operation, exc: VendorUnavailable) -> OpReport:
     if resendable(op):
-        return run.write(op, JournalStatus.FAILED, response=exc.body or "",
+        return part.write(op, JournalStatus.FAILED, response=exc.body or "",
                          error=f"{exc}; it is an absolute write, so the next apply simply sends it again")
-    settled = _verify(run, conn, op, after=f"lost its connection after sending ({exc})", response=exc.body or "")
+    settled = _verify(part, conn, op, after=f"lost its connection after sending ({exc})", response=exc.body or "")
     if settled is not None:
         return settled
-    return run.write(op, JournalStatus.FAILED, response=exc.body or "", error=f"{exc}; the vendor shows it was not applied")
+    return part.write(op, JournalStatus.FAILED, response=exc.body or "", error=f"{exc}; the vendor shows it was not applied")
 
 
-def _record_result(run: _Run, op: Operation, result: OpResult | None) -> OpReport:
+def _record_result(part: _Part, op: Operation, result: OpResult | None) -> OpReport:
     if result is None:
         note = "the connector returned no result for this operation"
-        run.write(op, JournalStatus.IN_DOUBT, error=note)
+        part.write(op, JournalStatus.IN_DOUBT, error=note)
         return _report(op, "in_doubt", note=note, error=note)
     if result.outcome is Outcome.APPLIED:
-        return run.write(op, JournalStatus.APPLIED, response=result.response)
+        return part.write(op, JournalStatus.APPLIED, response=result.response)
     if result.outcome is Outcome.IN_DOUBT:
         note = result.error or "the vendor's answer did not say whether it was applied"
-        run.write(op, JournalStatus.IN_DOUBT, response=result.response, error=note)
+        part.write(op, JournalStatus.IN_DOUBT, response=result.response, error=note)
         return _report(op, "in_doubt", note=note, error=note, response=result.response)
-    return run.write(op, JournalStatus.FAILED, response=result.response, error=result.error or "failed")
+    return part.write(op, JournalStatus.FAILED, response=result.response, error=result.error or "failed")

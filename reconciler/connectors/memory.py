@@ -7,7 +7,9 @@ Locations and items are the canonical names; no id mapping is needed.
 
 Options (``ctx.options``): path (required), readable, absolute, delta, native_move, delete,
 verifiable (bools, default true except verifiable), max_batch (default 10), settings (list of
-setting names), delay_s / delay_after_s (sleep before / after each batch's write), fail_items (items whose batch is rejected with a
+setting names), delay_s / delay_after_s (sleep before / after each batch's write), jitter_ms with
+seed (a random sleep of up to jitter_ms before and again after each batch's write, drawn from a
+generator seeded with ``seed``: requests of parallel targets interleave differently per seed), fail_items (items whose batch is rejected with a
 422), faults_file (a JSON file ``{"fail_items": [...], "delay_s": N}`` read at every batch: faults
 a test can change while a plan is applied, or between two runs of one plan, without touching
 reconciler.yaml, whose digest the plan holds), drop_items (the batch is applied, then the connection "drops").
@@ -19,6 +21,7 @@ so a test can prove that a refused apply sent nothing at all.
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 import time
 from typing import Any, ClassVar, Sequence
@@ -83,6 +86,8 @@ class MemoryConnector(Connector):
         self._fail = set(ctx.options.get("fail_items", ()))
         self._faults_file = ctx.options.get("faults_file")
         self._drop = set(ctx.options.get("drop_items", ()))
+        self._jitter_s = float(ctx.options.get("jitter_ms", 0)) / 1000
+        self._rng = random.Random(ctx.options.get("seed", 0))
 
     # --- reading --------------------------------------------------------------------------------
     def read_stock(self) -> dict[tuple[str, str], Record]:
@@ -102,6 +107,7 @@ class MemoryConnector(Connector):
         delay = float(faults.get("delay_s", self._delay))
         if delay:
             time.sleep(delay)
+        self._jitter()
         rejected = sorted({op.item for op in batch} & (self._fail | set(faults.get("fail_items", ()))))
         if rejected:
             body = json.dumps({"error": "unknown_item", "message": f"Item {rejected[0]} does not exist in this store"})
@@ -113,11 +119,16 @@ class MemoryConnector(Connector):
             self._conn.execute("ROLLBACK")
             raise
         self._conn.execute("COMMIT")
+        self._jitter()
         if self._delay_after:
             time.sleep(self._delay_after)  # widens the "vendor applied, journal not yet" window
         if {op.item for op in batch} & self._drop:
             raise VendorUnavailable("POST /stock: connection dropped after the request was sent", in_doubt=True)
         return results
+
+    def _jitter(self) -> None:
+        if self._jitter_s:
+            time.sleep(self._rng.uniform(0, self._jitter_s))
 
     def _faults_now(self) -> dict[str, Any]:
         if not self._faults_file:
