@@ -353,19 +353,20 @@ class SQLStateStore(StateStore):
         """Hook: raise LockHeld if this store's lock was lost (a batch is about to be sent)."""
 
     def record_outcome(self, plan_id: str, outcome: Outcome, base_updates: Sequence[BaseUpdate] = ()) -> None:
-        with self._tx(f"journal operation {outcome.op_id}"):
-            self._write_outcome(plan_id, outcome)
-            if outcome.status is JournalStatus.APPLIED:
-                self._apply_base_updates(base_updates)
+        self.record_outcomes(plan_id, [(outcome, base_updates)])
 
     def record_outcomes(self, plan_id: str, outcomes: Sequence[tuple[Outcome, Sequence[BaseUpdate]]]) -> None:
         if not outcomes:
             return
-        with self._tx(f"journal {len(outcomes)} operations"):
+        what = f"journal operation {outcomes[0][0].op_id}" if len(outcomes) == 1 else f"journal {len(outcomes)} operations"
+        with self._tx(what, serial=True):
             for outcome, updates in outcomes:
                 self._write_outcome(plan_id, outcome)
                 if outcome.status is JournalStatus.APPLIED:
                     self._apply_base_updates(updates)
+            # Outcomes change what B means (and settle what was in flight): a plan made before
+            # this commit was visible, e.g. one that surfaced late after a crash, must be stale.
+            self._bump_serial()
 
     def _write_outcome(self, plan_id: str, outcome: Outcome) -> None:
         cursor = self._execute(
