@@ -11,7 +11,8 @@ Exit codes (also in docs/exit-codes.md):
 1     error: bad input, stale or tampered plan, vendor refused, nothing applied
 2     ``--detailed-exitcode`` only: the plan has changes / drift was found
 3     apply finished but some operations failed (the rest were applied)
-4     apply stopped with operations in doubt; settle them with ``reconciler resolve``
+4     apply stopped with operations in doubt; settle them with ``reconciler resolve``; or
+      ``plan``/``apply`` refused because earlier operations are still pending or in doubt
 5     another apply holds the state lock
 ====  =========================================================================
 """
@@ -160,6 +161,14 @@ class StateError(ReconcilerError):
 
 class LockHeld(StateError):
     exit_code = 5
+
+
+class UnsettledOperations(StateError):
+    """Earlier operations are pending or in doubt for positions a plan or apply would touch:
+    until they are settled, B there may not be what the vendor holds, and a delta planned from
+    it could be applied twice."""
+
+    exit_code = 4
 
 
 class ApplyIncomplete(ReconcilerError):

@@ -152,6 +152,7 @@ class OpKind(str, enum.Enum):
     MOVE = "move"
     DELETE = "delete"
     RELEASE = "release"
+    RECORD = "record"  # state only: the vendor already holds D, so B := D and nothing is sent
     SETTINGS = "settings"
     DRIFT = "drift"  # a note, never executed
 
@@ -160,7 +161,10 @@ class OpKind(str, enum.Enum):
 
 
 EXECUTABLE_KINDS = frozenset({OpKind.RESET, OpKind.ADJUST, OpKind.MOVE, OpKind.DELETE, OpKind.SETTINGS})
-"""Kinds that send requests. RELEASE only changes state; DRIFT is a note."""
+"""Kinds that send requests. RELEASE and RECORD only change state; DRIFT is a note."""
+
+STATE_ONLY_KINDS = frozenset({OpKind.RELEASE, OpKind.RECORD})
+"""Kinds that apply journals and records in B without sending anything."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,7 @@ class _LegModel(_Strict):
 
 class _OpModel(_Strict):
     id: str
-    kind: Literal["reset", "adjust", "move", "delete", "release", "settings", "drift"]
+    kind: Literal["reset", "adjust", "move", "delete", "release", "record", "settings", "drift"]
     target: str
     item: str
     legs: list[_LegModel]

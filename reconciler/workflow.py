@@ -121,19 +121,42 @@ def open_store(project: Project, *, env: Mapping[str, str] | None = None) -> Any
     return open_state_store(url)
 
 
-def _load_base(project: Project, env: Mapping[str, str] | None, opened: threading.Event) -> BaseState:
+Precheck = Callable[[Any], None]
+"""Run on the opened state before any vendor request; raises to stop the command."""
+
+
+def _load_base(project: Project, env: Mapping[str, str] | None, opened: threading.Event,
+               precheck: Precheck | None = None) -> BaseState:
     # Opened, read and closed on the worker thread: a SQLite connection belongs to its thread.
     store = open_store(project, env=env)
     try:
+        if precheck is not None:
+            precheck(store)
         opened.set()
         return store.load_base()
     finally:
         store.close()
 
 
+def refuse_unsettled(targets: Iterable[str], only_locations: Iterable[str] | None) -> Precheck:
+    """A precheck refusing a plan while earlier operations on its positions are unsettled."""
+    from reconciler.apply._unsettled import unsettled_error, unsettled_touching
+
+    wanted_targets, wanted_locations = set(targets), set(only_locations or ())
+
+    def check(store: Any) -> None:
+        blocking = unsettled_touching(
+            store, wanted_targets, lambda key: not wanted_locations or key[1] in wanted_locations
+        )
+        if blocking:
+            raise unsettled_error(blocking, "plan", store.locks())
+
+    return check
+
+
 def base_and_actual(
     project: Project, connectors: Mapping[str, Connector], *, env: Mapping[str, str] | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str], None] | None = None, precheck: Precheck | None = None,
 ) -> tuple[BaseState, ActualState]:
     """B from the state store and A from the vendors, read at the same time.
 
@@ -145,7 +168,7 @@ def base_and_actual(
     """
     opened = threading.Event()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="state-read") as pool:
-        base: Future[BaseState] = pool.submit(_load_base, project, env, opened)
+        base: Future[BaseState] = pool.submit(_load_base, project, env, opened, precheck)
         while not opened.wait(0.05):
             if base.done():
                 base.result()  # the store could not be opened: raise its error
@@ -169,7 +192,9 @@ def plan_project(
     with ExitStack() as stack:
         connectors = open_connectors(project, targets, env=env, transports=transports, stack=stack)
         capabilities: dict[str, Capabilities] = {n: type(c).capabilities for n, c in connectors.items()}
-        base, actual = base_and_actual(project, connectors, progress=progress)
+        base, actual = base_and_actual(
+            project, connectors, progress=progress, precheck=refuse_unsettled(targets, only_locations)
+        )
     policy = project.policy(
         capabilities,
         only_targets=frozenset(targets) if only_targets else None,
@@ -237,6 +262,8 @@ class DriftReport:
     unreadable: list[str]
     checked_positions: int
     applied_units: int  # sum of |B| over the checked positions
+    # operations of earlier applies still pending or in doubt: B of their positions is not sure
+    unsettled: tuple[str, ...] = ()
 
     @property
     def drift_units(self) -> int:
@@ -291,7 +318,14 @@ def drift_report(
     targets = targets_in_scope(project, only_targets)
     with ExitStack() as stack:
         connectors = open_connectors(project, targets, env=env, transports=transports, stack=stack)
-        base, actual = base_and_actual(project, connectors, env=env)
+        unsettled: list[str] = []
+
+        def note_unsettled(store: Any) -> None:
+            from reconciler.apply._unsettled import describe_entry
+
+            unsettled.extend(describe_entry(e) for e in store.unsettled(targets))
+
+        base, actual = base_and_actual(project, connectors, env=env, precheck=note_unsettled)
     entries: list[DriftEntry] = []
     checked = applied = 0
     for (target, location, item), record in sorted(base.positions.items()):
@@ -304,4 +338,4 @@ def drift_report(
         if now != record.quantity:
             entries.append(DriftEntry(target, location, item, record.quantity, now))
     unreadable = sorted(n for n, a in actual.items() if not a.readable)
-    return DriftReport(entries, unreadable, checked, applied)
+    return DriftReport(entries, unreadable, checked, applied, tuple(unsettled))

@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Mapping, Sequence
 
 from reconciler.apply._ops import JOURNALED_KINDS, base_updates, request_summary, resendable
+from reconciler.apply._unsettled import unsettled_error, unsettled_touching
 from reconciler.apply.report import ApplyReport, OpReport, ProgressEvent
 from reconciler.connectors.base import Connector, OpResult, Outcome, Verification
 from reconciler.errors import PlanError, ReconcilerError, StalePlanError, StateError, VendorError, VendorUnavailable
-from reconciler.model import OpKind, Operation, Plan
+from reconciler.model import STATE_ONLY_KINDS, OpKind, Operation, Plan
 from reconciler.state.base import BaseUpdate, JournalEntry, JournalStatus, LockInfo, StateStore
 from reconciler.state.base import Outcome as Written
 
@@ -133,7 +134,7 @@ def _check_plan(plan: Plan, desired_digest: str | None, connectors: Mapping[str,
             f"but the files now have digest {desired_digest[:12]}: they changed since the plan was made",
             hint="Make a new plan from the current files with `reconciler plan --out` and review it.",
         )
-    missing = sorted({op.target for op in ops if op.kind is not OpKind.RELEASE} - set(connectors))
+    missing = sorted({op.target for op in ops if op.kind not in STATE_ONLY_KINDS} - set(connectors))
     if missing:
         raise PlanError(
             f"plan {plan.plan_id} has operations for target(s) {', '.join(missing)} but no connector was opened for them",
@@ -167,6 +168,7 @@ def apply_plan(
     # Lock exactly the targets this run writes; an empty plan takes the whole-state lock.
     lock = store.acquire_lock(holder, lock_ttl_s, part_targets or None)
     try:
+        _refuse_if_unsettled(plan, store, selected)
         ticket = store.begin_apply(
             plan, op_count=len(journaled), who=holder, parts=parts, targets=None if targets is None else part_targets
         )
@@ -186,6 +188,15 @@ def apply_plan(
         return report
     finally:
         store.release_lock(lock.id)
+
+
+def _refuse_if_unsettled(plan: Plan, store: StateStore, selected: Sequence[Operation]) -> None:
+    """Another plan's operations still pending or in doubt on positions this one writes: B
+    there is not known for sure, so applying over it could double a delta."""
+    keys = {key for op in selected for key in op.keys}
+    blocking = unsettled_touching(store, {op.target for op in selected}, keys.__contains__, other_than=plan.plan_id)
+    if blocking:
+        raise unsettled_error(blocking, f"apply of plan {plan.plan_id}", store.locks())
 
 
 def _nothing_for(plan: Plan, store: StateStore, targets: set[str]) -> ApplyReport:
@@ -232,16 +243,22 @@ def _execute_all(run: _Run, ops: Sequence[Operation], connectors: Mapping[str, C
 def _run_target(part: _Part, conn: Connector | None, ops: Sequence[Operation]) -> list[OpReport]:
     reports: list[OpReport] = []
     to_send: list[Operation] = []
+    state_only: list[Operation] = []
     for op in ops:
         settled = _settle_prior(part, conn, op, part.run.journal.get(op.id))
         if settled is not None:
             reports.append(settled)
-        elif op.kind is OpKind.RELEASE:
-            # Nothing to send: the state forgets B, the vendor is untouched.
-            part.pending([op])
-            reports.append(part.write(op, JournalStatus.APPLIED, response="release: state only, nothing sent"))
+        elif op.kind in STATE_ONLY_KINDS:
+            state_only.append(op)
         else:
             to_send.append(op)
+    if state_only:
+        # Nothing to send (a release forgets B; a record sets B to what the vendor already
+        # holds): journalled and recorded in B together, before any write of this target.
+        part.pending(state_only)
+        with part.outcomes_of_one_batch():
+            reports.extend(part.write(op, JournalStatus.APPLIED, response=f"{op.kind}: state only, nothing sent")
+                           for op in state_only)
     if to_send:
         assert conn is not None  # _check_plan guarantees a connector for every sending target
         reports.extend(_send_all(part, conn, to_send))
@@ -254,7 +271,7 @@ def _settle_prior(part: _Part, conn: Connector | None, op: Operation, entry: Jou
         return None
     if entry.status is JournalStatus.APPLIED:
         return _report(op, "skipped", note="applied by an earlier run", response=entry.response)
-    if op.kind is OpKind.RELEASE or resendable(op):
+    if op.kind in STATE_ONLY_KINDS or resendable(op):
         return None  # sending it again lands on the same result
     return _verify(part, conn, op, after="was left in flight by an interrupted apply")
 

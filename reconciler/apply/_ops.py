@@ -8,7 +8,9 @@ from reconciler.model import OpKind, Operation
 from reconciler.state.base import BaseUpdate
 
 # Kinds the applier journals. DRIFT is a note and never reaches the journal.
-JOURNALED_KINDS = frozenset({OpKind.RESET, OpKind.ADJUST, OpKind.MOVE, OpKind.DELETE, OpKind.SETTINGS, OpKind.RELEASE})
+JOURNALED_KINDS = frozenset(
+    {OpKind.RESET, OpKind.ADJUST, OpKind.MOVE, OpKind.DELETE, OpKind.SETTINGS, OpKind.RELEASE, OpKind.RECORD}
+)
 
 
 def base_updates(op: Operation) -> tuple[BaseUpdate, ...]:
@@ -17,7 +19,7 @@ def base_updates(op: Operation) -> tuple[BaseUpdate, ...]:
         return tuple(BaseUpdate(key, remove=True) for key in op.keys)
     if op.kind is OpKind.SETTINGS:
         return tuple(BaseUpdate(key, settings=op.settings_after) for key in op.keys)
-    if op.kind in (OpKind.RESET, OpKind.ADJUST, OpKind.MOVE):
+    if op.kind in (OpKind.RESET, OpKind.ADJUST, OpKind.MOVE, OpKind.RECORD):
         updates = []
         for key, leg in zip(op.keys, op.legs):
             quantity = leg.desired if leg.desired is not None else leg.expected

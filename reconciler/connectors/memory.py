@@ -15,7 +15,8 @@ a test can change while a plan is applied, or between two runs of one plan, with
 reconciler.yaml, whose digest the plan holds), drop_items (the batch is applied, then the connection "drops").
 
 Every batch received is logged in ``requests`` before anything else happens, rejected or not,
-so a test can prove that a refused apply sent nothing at all.
+so a test can prove that a refused apply sent nothing at all; every read of the stock is logged
+in ``reads``, so a test can prove that a refused plan read nothing either.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ CREATE TABLE IF NOT EXISTS ops (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, op_id TEXT NOT NULL, kind TEXT NOT NULL, applied_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS requests (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, op_ids TEXT NOT NULL, received_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS reads (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, read_at REAL NOT NULL);
 """
 
 
@@ -93,6 +96,7 @@ class MemoryConnector(Connector):
     def read_stock(self) -> dict[tuple[str, str], Record]:
         if not type(self).capabilities.readable:
             raise NotSupported(f"target {self.ctx.name!r} is configured write-only (options.readable: false)")
+        self._conn.execute("INSERT INTO reads (read_at) VALUES (?)", [time.time()])
         rows = self._conn.execute("SELECT location, item, quantity, settings FROM stock").fetchall()
         return {(r[0], r[1]): Record(int(r[2]), Settings.from_dict(json.loads(r[3]))) for r in rows}
 

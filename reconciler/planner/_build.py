@@ -17,6 +17,7 @@ from reconciler.planner._moves import pair_movements
 KIND_RANK = {
     OpKind.DELETE: 0,
     OpKind.RELEASE: 1,
+    OpKind.RECORD: 1,  # never at the same position as a release (one needs D, the other its absence)
     OpKind.RESET: 2,
     OpKind.ADJUST: 3,
     OpKind.MOVE: 4,

@@ -58,12 +58,16 @@ def diff_present(diff: Diff, ctx: TargetCtx, dp: DesiredPosition, b: Record | No
     a = arec.quantity if arec is not None else None
     bq = b.quantity if b is not None else None
     adopt: Intent | None = None
-    if b is None:
+    if b is None and a == dq:
+        adopt = _record(diff, ctx, dp, a, None, adopt_reason(dq, a))
+    elif b is None:
         adopt = _reset(diff, ctx, dp, a, bq, adopt_reason(dq, a))
     elif dp.strategy == "replace":
         if (a if a is not None else bq) != dq:
             was = f"live stock {a}" if a is not None else f"last applied {bq}; {_UNKNOWN_NOTE}"
             _reset(diff, ctx, dp, a, bq, f"replace: reset to {dq} ({was})")
+        elif bq != dq:
+            _record(diff, ctx, dp, a, bq, f"replace: the vendor already holds {dq} (last applied {bq}): {_RECORDED}")
     elif bq == dq:
         if a is not None and a != bq:
             note = (
@@ -92,9 +96,23 @@ class _AdoptReasons(dict[tuple[int, int | None], str]):
         return reason
 
 
+_RECORDED = "recorded as applied, nothing sent"
+
+
 def adopt_reason(dq: int, a: int | None) -> str:
+    if a == dq:
+        return f"adopt: first time this tool manages it; the vendor already holds {dq}: {_RECORDED}"
     how = f"vendor holds {a}" if a is not None else "live stock unknown (write-only target)"
     return f"adopt: first time this tool manages it; reset to {dq} ({how})"
+
+
+def _record(diff: Diff, ctx: TargetCtx, dp: DesiredPosition, a: int | None, bq: int | None, why: str) -> Intent:
+    """The vendor already holds D but B does not say so: B := D, nothing sent. Without it a
+    later edit (or a switch to merge) would adjust from a B that is not what the vendor holds."""
+    leg = LegIn(dp.location, a, bq, dp.quantity, 0)
+    it = Intent(OpKind.RECORD, ctx.name, dp.item, [leg], why, "", protect=dp.protect, source=dp.source)
+    diff.intents.append(it)
+    return it
 
 
 def _reset(diff: Diff, ctx: TargetCtx, dp: DesiredPosition, a: int | None, bq: int | None, why: str) -> Intent:
@@ -207,6 +225,9 @@ def run_diff(
             # and _reset build, written out (a call and keyword arguments cost more than the
             # objects): the intent and its leg get every slot here, so no __init__ runs.
             a = None if actual is None else (actual.get((loc, item)) or _NOTHING_HELD).quantity
+            if a == dp.quantity:
+                _record(diff, ctx, dp, a, None, reasons[dp.quantity, a])  # type: ignore[arg-type]
+                continue
             leg, it = _new_object(LegIn), _new_object(Intent)
             leg.location, leg.actual, leg.base, leg.desired, leg.amount = loc, a, None, dp.quantity, dp.quantity
             it.kind, it.target, it.item, it.legs, it.reason = _RESET, t, item, [leg], reasons[dp.quantity, a]

@@ -134,8 +134,8 @@ def _protected(policy: Policy, intents: list[Intent]) -> list[Finding]:
     protected, drift = policy.protected_items, OpKind.DRIFT
     for it in intents:
         # Runs over every intent of the plan; almost none is protected, so that is asked first.
-        if not (it.protect or it.item in protected) or it.kind is drift:
-            continue
+        if not (it.protect or it.item in protected) or it.kind is drift or it.kind is OpKind.RECORD:
+            continue  # a record changes nothing at the vendor
         leg = it.legs[0]
         if it.kind is OpKind.RESET and leg.actual is not None and leg.actual == leg.amount:
             continue  # adopting a position that already holds D changes nothing the flag protects

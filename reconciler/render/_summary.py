@@ -13,6 +13,7 @@ NOUNS: dict[OpKind, tuple[str, str]] = {
     OpKind.MOVE: ("movement", "movements"),
     OpKind.DELETE: ("deletion", "deletions"),
     OpKind.RELEASE: ("release", "releases"),
+    OpKind.RECORD: ("state record", "state records"),
     OpKind.SETTINGS: ("settings change", "settings changes"),
     OpKind.DRIFT: ("drift note", "drift notes"),
 }

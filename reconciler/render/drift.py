@@ -68,6 +68,7 @@ def _json(report: ReportLike, threshold: ThresholdLike, exceeded: bool) -> str:
     doc = {
         "drift": entries,
         "unreadable_targets": list(report.unreadable),
+        "unsettled_operations": list(getattr(report, "unsettled", ())),
         "checked_positions": report.checked_positions,
         "applied_units": report.applied_units,
         "drift_units": report.drift_units,
@@ -104,7 +105,20 @@ def _text(report: ReportLike, threshold: ThresholdLike, exceeded: bool) -> str:
         lines.append(f"  {e.target}/{e.location}/{e.item}: applied {e.base}, live {e.actual} ({e.difference:+d})")
     if report.unreadable:
         lines.append("Not checked (write-only APIs, no read side): " + ", ".join(report.unreadable))
+    lines.extend(_unsettled_lines(report))
     return "\n".join(lines)
+
+
+def _unsettled_lines(report: ReportLike) -> list[str]:
+    unsettled = list(getattr(report, "unsettled", ()))
+    if not unsettled:
+        return []
+    return [
+        f"{len(unsettled)} operation(s) of an earlier apply are still pending or in doubt: what was last applied "
+        "there is not known for sure, so plan and apply refuse those positions until they are settled "
+        "(resume the apply, or `reconciler resolve`):",
+        *(f"  {text}" for text in unsettled),
+    ]
 
 
 def _cell(text: str) -> str:
@@ -159,6 +173,9 @@ def _markdown(report: ReportLike, threshold: ThresholdLike, exceeded: bool, limi
     head = f"{DRIFT_MARKER}\n**{_verdict(report)}**\n\n{_judgement(threshold, exceeded)}\n\n"
     if report.unreadable:
         head += "Not checked (write-only APIs): " + ", ".join(f"`{_cell(t)}`" for t in report.unreadable) + "\n\n"
+    unsettled = _unsettled_lines(report)
+    if unsettled:
+        head += "**" + _cell(unsettled[0]) + "**\n\n" + "".join(f"- {_cell(t.strip())}\n" for t in unsettled[1:11]) + "\n"
     head = head[: limit - 3 * _RESERVE]
     if not report.entries:
         return head

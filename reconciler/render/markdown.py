@@ -14,7 +14,7 @@ MARKER = "<!-- reconciler-plan -->"
 GITHUB_COMMENT_LIMIT = 65_536
 _MAX_SUMMARY_ROWS = 200
 _MAX_WARNINGS = 50
-_SUMMARY_KINDS = (OpKind.RESET, OpKind.ADJUST, OpKind.MOVE, OpKind.DELETE, OpKind.RELEASE, OpKind.SETTINGS)
+_SUMMARY_KINDS = (OpKind.RESET, OpKind.ADJUST, OpKind.MOVE, OpKind.DELETE, OpKind.RELEASE, OpKind.RECORD, OpKind.SETTINGS)
 _CLOSE = "\n</details>\n"
 # Room kept for the closing tag and the "not shown" note, which must always fit.
 _RESERVE = 300

@@ -18,6 +18,7 @@ KIND_STYLE = {
     OpKind.MOVE: "blue",
     OpKind.DELETE: "bold red",
     OpKind.RELEASE: "magenta",
+    OpKind.RECORD: "magenta",
     OpKind.SETTINGS: "green",
     OpKind.DRIFT: "dim",
 }

@@ -379,6 +379,11 @@ class _VendorMiddleware:
             early = sim.rate_limited_response(request)
         if early is None and faults.rate_5xx and sim.rng.random() < faults.rate_5xx:
             early = sim.server_error_response(request)
+            # This fault is the vendor failing *before* processing the request. A 503 says so only
+            # with Retry-After (then any client may retry any write); a 5xx that may follow a
+            # commit is the separate error_after_write fault.
+            if early.status_code == 503 and "retry-after" not in early.headers:
+                early.headers["Retry-After"] = "0"
         if early is not None:
             await early(scope, receive, send)
             return

@@ -400,6 +400,18 @@ class SQLStateStore(StateStore):
                 entries = [e for e in entries if e.status in wanted]
             return entries
 
+    def unsettled(self, targets: Iterable[str] | None = None) -> list[JournalEntry]:
+        sql = _JOURNAL_SELECT + " WHERE status IN (?, ?)"
+        params: list[Any] = [JournalStatus.PENDING.value, JournalStatus.IN_DOUBT.value]
+        if targets is not None:
+            wanted = sorted(set(targets))
+            if not wanted:
+                return []
+            sql += f" AND target IN ({', '.join('?' for _ in wanted)})"
+            params.extend(wanted)
+        with self._errors("read unsettled operations"):
+            return [_journal_entry(r) for r in self._all(sql + " ORDER BY updated_at, op_id", params)]
+
     def resolve(
         self, plan_id: str, op_id: str, applied: bool, base_updates: Sequence[BaseUpdate] | None = None
     ) -> JournalEntry:

@@ -249,6 +249,12 @@ class StateStore(ABC):
         """Journal rows (of any plan) whose op id equals or starts with ``op_id``."""
 
     @abstractmethod
+    def unsettled(self, targets: Iterable[str] | None = None) -> list[JournalEntry]:
+        """Operations (of any plan) left ``pending`` or ``in_doubt``, optionally of ``targets``
+        only, oldest first: until they are settled, B of their positions may not be what the
+        vendor holds."""
+
+    @abstractmethod
     def resolve(self, plan_id: str, op_id: str, applied: bool, base_updates: Sequence[BaseUpdate] | None = None) -> JournalEntry:
         """Settle an in-doubt (or pending) operation by the user's word. ``None``: the B updates
         journaled with the operation."""

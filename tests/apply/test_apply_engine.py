@@ -11,7 +11,7 @@ from applykit import (
 
 from reconciler.apply import apply_plan, raise_for_report, render_apply_summary, resolve_op
 from reconciler.connectors.memory import MemoryConnector
-from reconciler.errors import ApplyIncomplete, InDoubt, PlanError, StalePlanError, StateError
+from reconciler.errors import ApplyIncomplete, InDoubt, PlanError, StalePlanError, StateError, UnsettledOperations
 from reconciler.model import Operation, Settings
 from reconciler.state import JournalStatus, SQLiteStateStore
 
@@ -268,3 +268,29 @@ def test_dropped_absolute_write_fails_and_is_resent_next_run(store: SQLiteStateS
     again = _apply(plan, store, connector("shop", stock_path))
     assert again.ok and ops_log(stock_path)[op.id] == 2
     assert store.load_base().positions[("shop", "bergen", "SKU-014")].quantity == 33
+
+
+def test_another_plans_unsettled_operation_blocks_an_apply_over_its_positions(
+    store: SQLiteStateStore, stock_path: Path, adopted
+) -> None:
+    """Issue 16, point 2: refused before any request, naming the operation and the way out."""
+    held = adopted[("oslo", "SKU-001")]
+    first = make_plan([adjust("shop", "oslo", "SKU-001", held, held, held + 2)], lineage=store.lineage(),
+                      serial=store.serial(), plan_id="first")
+    report = _apply(first, store, connector("shop", stock_path, drop_items=["SKU-001"]))
+    assert report.outcome == "in_doubt"
+    conn = connector("shop", stock_path)
+    sent = conn.requests_received()
+    over = make_plan([adjust("shop", "oslo", "SKU-001", held + 2, held, held + 4, op_id="again")],
+                     lineage=store.lineage(), serial=store.serial(), plan_id="over")
+    with pytest.raises(UnsettledOperations) as refused:
+        _apply(over, store, conn)
+    text = str(refused.value)
+    assert "adjust-shop-oslo-SKU-001" in text and "plan first" in text and "reconciler resolve" in text
+    assert conn.requests_received() == sent
+    resumed = _apply(first, store, conn)  # the plan's own resume is not blocked by its own operations
+    assert resumed.outcome == "in_doubt"  # still unverifiable: the user must say
+    bergen = adopted[("bergen", "SKU-001")]
+    beside = make_plan([adjust("shop", "bergen", "SKU-001", bergen, bergen, bergen + 1, op_id="beside")],
+                       lineage=store.lineage(), serial=store.serial(), plan_id="beside")
+    assert _apply(beside, store, conn).ok  # another position: not blocked

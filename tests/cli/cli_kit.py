@@ -169,6 +169,19 @@ def requests_sent(stock: Path) -> int:
     return int(rows[0][0]) if rows else 0
 
 
+def reads_made(stock: Path) -> int:
+    """Reads of the live stock the target answered."""
+    rows = _query(stock, "SELECT count(*) FROM reads") if "reads" in _tables(stock) else []
+    return int(rows[0][0]) if rows else 0
+
+
+def _tables(stock: Path) -> set[str]:
+    if not stock.exists():
+        return set()
+    with closing(sqlite3.connect(stock)) as conn:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
 def applied_ops(stock: Path) -> list[str]:
     return [r[0] for r in _query(stock, "SELECT op_id FROM ops ORDER BY seq")]
 

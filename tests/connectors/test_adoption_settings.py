@@ -124,8 +124,9 @@ def test_adoption_with_settings_then_plan_again_is_empty(tmp_path: Path, served:
     repo = write_repo(tmp_path / "repo", case, sb.url)
     first = plan_project(repo, env=env)
     kinds = sorted((op.item, op.kind.value) for op in first.changes)
-    # HELD: the vendor already holds its settings, so only the adoption reset; NEW: reset + settings
-    assert kinds == [("HELD", "reset"), ("NEW", "reset"), ("NEW", "settings"), ("PLAIN", "reset")]
+    # HELD: the vendor already holds its settings, so only the adoption reset; NEW and PLAIN: the
+    # vendor already holds the quantity (a state-only record), NEW not its settings (a change)
+    assert kinds == [("HELD", "reset"), ("NEW", "record"), ("NEW", "settings"), ("PLAIN", "record")]
     assert apply_saved_plan(repo, first, env=env).ok
 
     second = plan_project(repo, env=env)

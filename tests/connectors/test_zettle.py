@@ -293,7 +293,7 @@ def test_e2e_plan_apply_plan_edit_and_sales(tmp_path: Path, sandbox: SandboxProc
     repo = e2e_repo(tmp_path / "repo", sandbox.url)
     first = plan_project(repo, env=E2E_ENV)
     assert sorted((op.kind, op.item, op.legs[0].expected) for op in first.changes) == [
-        (OpKind.RESET, "MUG", 2), (OpKind.RESET, "TEE-M", 4), (OpKind.RESET, "TEE-S", 12)]
+        (OpKind.RECORD, "TEE-M", 4), (OpKind.RESET, "MUG", 2), (OpKind.RESET, "TEE-S", 12)]
     report = apply_saved_plan(repo, first, env=E2E_ENV)
     assert report.ok, [(o.item, o.error) for o in report.ops]
     assert live_stock(sandbox)[V1] == 12 and live_stock(sandbox)[V4] == 2

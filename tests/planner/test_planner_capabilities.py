@@ -96,13 +96,14 @@ def test_settings_unchanged_gives_no_op() -> None:
 def test_settings_compared_with_actual_when_base_absent() -> None:
     a = actual({K: Record(5, Settings(reorder_point=3))})
     p = plan(desired({K: _with_settings(5, reorder_point=3)}), base({}), a)
-    assert [op.kind for op in p.operations] == [OpKind.RESET]  # adopt only, settings already there
-    # ...but the adoption carries them, so applying it records them in B (plan again: empty)
+    # the vendor holds D and the settings: a state-only record, nothing sent (issue 16, point 5)
+    assert [op.kind for op in p.operations] == [OpKind.RECORD]
+    # ...and it carries the settings, so applying it records them in B (plan again: empty)
     assert p.operations[0].settings_after == Settings(reorder_point=3)
     assert "already holds reorder_point 3" in p.operations[0].reason
     a2 = actual({K: Record(5, Settings(reorder_point=2))})
     p2 = plan(desired({K: _with_settings(5, reorder_point=3)}), base({}), a2)
-    assert [op.kind for op in p2.operations] == [OpKind.RESET, OpKind.SETTINGS]
+    assert [op.kind for op in p2.operations] == [OpKind.RECORD, OpKind.SETTINGS]
     # the settings operation records them; the adoption must not claim what it does not write
     assert p2.operations[0].settings_after is None
 

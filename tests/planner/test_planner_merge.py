@@ -92,7 +92,7 @@ def _replace(q: int) -> DesiredPosition:
     "d, b, a, want_change",
     [
         (10, 10, 7, 3),  # A != D: reset, even though D == B (replace overwrites drift)
-        (10, 4, 10, None),  # A == D: nothing
+        (10, 4, 10, None),  # A == D: nothing sent (B is recorded: see the next test)
         (10, 4, 12, -2),
         (10, None, 3, 7),  # adopt
     ],
@@ -100,7 +100,7 @@ def _replace(q: int) -> DesiredPosition:
 def test_replace_resets_to_desired_wherever_actual_differs(d, b, a, want_change) -> None:
     p = plan(desired({K: _replace(d)}), base({K: b} if b is not None else {}), actual({K: a}))
     if want_change is None:
-        assert p.operations == []
+        assert [op.kind for op in p.operations] == [OpKind.RECORD]
         return
     [op] = p.operations
     assert op.kind is OpKind.RESET and op.write_mode == "absolute"
@@ -140,3 +140,30 @@ def test_kinds_sorted_by_target_location_item() -> None:
     p = plan(d, base({}), actual({("x", "a", "I1"): 0}))
     assert [(op.location, op.item) for op in p.operations] == [("a", "I1"), ("a", "I9"), ("b", "I2")]
     assert kinds(p) == [OpKind.RESET] * 3
+
+
+@pytest.mark.parametrize(
+    "d, b, a, strategy",
+    [
+        (10, 4, 10, "replace"),  # replace, the vendor already holds D, B says otherwise
+        (10, None, 10, "merge"),  # adopt, the vendor already holds D
+        (10, None, 10, "replace"),
+    ],
+)
+def test_a_vendor_already_holding_d_gets_a_state_only_record_so_b_follows(d, b, a, strategy) -> None:
+    """Issue 16, point 5: nothing to send, but B must become D, or a later edit (or a switch of
+    strategy to merge) adjusts by D' - B from a B the vendor does not hold."""
+    dp = DesiredPosition(*K, quantity=d, strategy=strategy)
+    [op] = plan(desired({K: dp}), base({K: b} if b is not None else {}), actual({K: a})).operations
+    assert op.kind is OpKind.RECORD and op.write_mode == ""
+    assert (op.legs[0].desired, op.legs[0].change, op.legs[0].expected) == (d, 0, a)
+    assert "nothing sent" in op.reason
+    # once recorded (B = D), the same inputs plan nothing at all
+    assert plan(desired({K: dp}), base({K: d}), actual({K: a})).operations == []
+
+
+def test_a_write_only_target_still_resets_on_adopt() -> None:
+    """A is unknown there, so 'already holds D' cannot be known: the adopt stays a reset."""
+    caps = policy({K[0]: WRITE_ONLY})
+    [op] = plan(desired({K: DesiredPosition(*K, quantity=10)}), base({}), actual({}, unreadable=(K[0],)), caps).operations
+    assert op.kind is OpKind.RESET

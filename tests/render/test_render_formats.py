@@ -52,9 +52,9 @@ def test_markdown_starts_with_marker_and_verdict() -> None:
     assert "NEG\\|PIPE" in md  # pipes in names cannot break the table
     assert f"<summary>{len(plan.operations)} operations</summary>" in md
     # oslo: adopt B (+3), 5 moved out to bergen, GONE deleted, B's reorder point set
-    assert "| xs | oslo | 1 | 0 | 1 | 1 | 0 | 1 | +3 | \u22125 |" in md
+    assert "| xs | oslo | 1 | 0 | 1 | 1 | 0 | 0 | 1 | +3 | \u22125 |" in md
     # bergen: 5 moved in, NEG|PIPE adjusted by -5
-    assert "| xs | bergen | 0 | 1 | 1 | 0 | 0 | 0 | +5 | \u22125 |" in md
+    assert "| xs | bergen | 0 | 1 | 1 | 0 | 0 | 0 | 0 | +5 | \u22125 |" in md
     assert "1 operation carries overridden guards" in md
     assert md.index("**Warnings**") < md.index("<details>")
 
