@@ -12,7 +12,9 @@ seed (a random sleep of up to jitter_ms before and again after each batch's writ
 generator seeded with ``seed``: requests of parallel targets interleave differently per seed), fail_items (items whose batch is rejected with a
 422), faults_file (a JSON file ``{"fail_items": [...], "delay_s": N}`` read at every batch: faults
 a test can change while a plan is applied, or between two runs of one plan, without touching
-reconciler.yaml, whose digest the plan holds), drop_items (the batch is applied, then the connection "drops").
+reconciler.yaml, whose digest the plan holds; ``crash_ops`` there (op ids): their batch is applied, then
+:class:`SimulatedCrash` is raised, as if the process died before it heard back), drop_items (the
+batch is applied, then the connection "drops").
 
 Every batch received is logged in ``requests`` before anything else happens, rejected or not,
 so a test can prove that a refused apply sent nothing at all; every read of the stock is logged
@@ -57,6 +59,11 @@ def capabilities_from(options: dict[str, Any]) -> Capabilities:
         verifiable_deltas=bool(options.get("verifiable", False)),
         max_batch=int(options.get("max_batch", 10)),
     )
+
+
+class SimulatedCrash(BaseException):
+    """The applying process "dies" right after the vendor committed a batch (faults_file
+    ``crash_ops``). A BaseException, like KeyboardInterrupt, so nothing handles it as an error."""
 
 
 class MemoryConnector(Connector):
@@ -128,6 +135,8 @@ class MemoryConnector(Connector):
             time.sleep(self._delay_after)  # widens the "vendor applied, journal not yet" window
         if {op.item for op in batch} & self._drop:
             raise VendorUnavailable("POST /stock: connection dropped after the request was sent", in_doubt=True)
+        if {op.id for op in batch} & set(faults.get("crash_ops", ())):
+            raise SimulatedCrash(f"simulated crash after committing {[op.id for op in batch]}")
         return results
 
     def _jitter(self) -> None:
