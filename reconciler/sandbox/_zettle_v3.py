@@ -44,7 +44,7 @@ TRACKING_VALUES = ("enable", "disable")
 ZERO_BALANCES = ("listed", "omitted")
 MOVEMENT_ANSWERS = ("204", "200-body", "200-error")
 V3_OPTIONS = {
-    "page_size": f"rows per /v3/stock page when the client sends no limit (default {DEFAULT_PAGE_SIZE})",
+    "page_size": "at most this many rows per /v3/stock page, whatever the limit asked (a server may send fewer)",
     "v3_zero_balances": "listed (default) | omitted: whether /v3/stock lists tracked variants holding 0 (unknown)",
     "movements_answer": "204 (documented, default) | 200-body | 200-error: fault for clients that trust any 2xx",
     "v1v2": "answer (default) | gone: whether the deprecated v1/v2 paths still answer (unknown since 2023-05-31)",
@@ -140,15 +140,18 @@ class ZettleV3:
             rows.append(row)
         return rows
 
-    def _page_limit(self, request: Request) -> int:
+    def _page_limit(self, request: Request) -> tuple[int, int]:
+        """(the limit asked, the rows this page holds)."""
         raw = request.query_params.get("limit")
-        if raw is None:
-            return int(self.option("page_size") or DEFAULT_PAGE_SIZE)
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
-            v = Violations()
-            v.add("limit", f"{raw!r} is not a whole number 1..{MAX_PAGE_SIZE}", "Range")
-            v.raise_if_any()
-        return int(raw)
+        asked = DEFAULT_PAGE_SIZE if raw is None else None
+        if raw is not None:
+            if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+                v = Violations()
+                v.add("limit", f"{raw!r} is not a whole number 1..{MAX_PAGE_SIZE}", "Range")
+                v.raise_if_any()
+            asked = int(raw)
+        assert asked is not None
+        return asked, min(asked, int(self.option("page_size") or MAX_PAGE_SIZE))
 
     def _page_start(self, request: Request, inventory: str) -> int:
         cursor = request.query_params.get("cursor")
@@ -166,7 +169,7 @@ class ZettleV3:
         inv = request.path_params.get("inv")
         loc = self._inventory(inv) if inv is not None else None
         key = loc.uuid if loc else "*"
-        limit, start = self._page_limit(request), self._page_start(request, key)
+        (asked, limit), start = self._page_limit(request), self._page_start(request, key)
         rows = self._stock_rows(loc)
         page = rows[start:start + limit]
         headers = {}
@@ -176,7 +179,7 @@ class ZettleV3:
             self._cursors[cursor] = (key, nxt, limit)
             base = str(request.base_url).rstrip("/")
             path = f"/v3/stock/{loc.uuid}" if loc else "/v3/stock"
-            headers["Link"] = f'<{base}{path}?cursor={cursor}&limit={limit}>; rel="next"'
+            headers["Link"] = f'<{base}{path}?cursor={cursor}&limit={asked}>; rel="next"'
         return JSONResponse(page, headers=headers)
 
     # --- writes --------------------------------------------------------------------------------
