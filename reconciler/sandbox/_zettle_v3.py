@@ -47,6 +47,7 @@ V3_OPTIONS = {
     "page_size": "at most this many rows per /v3/stock page, whatever the limit asked (a server may send fewer)",
     "v3_zero_balances": "listed (default) | omitted: whether /v3/stock lists tracked variants holding 0 (unknown)",
     "movements_answer": "204 (documented, default) | 200-body | 200-error: fault for clients that trust any 2xx",
+    "v3_untracked_moves": "refuse (default) | accept: a movement of an untracked product (unknown)",
     "v1v2": "answer (default) | gone: whether the deprecated v1/v2 paths still answer (unknown since 2023-05-31)",
 }
 _CURSOR_NAMESPACE = uuid.UUID("5b0c7a39-8f7e-5c2b-a1d4-3e9f0c6b7d21")
@@ -71,6 +72,7 @@ def check_v3_options(options: dict[str, Any]) -> list[str]:
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_PAGE_SIZE):
         problems.append(f"page_size {size!r} is not a whole number 1..{MAX_PAGE_SIZE}")
     for name, allowed in (("v3_zero_balances", ZERO_BALANCES), ("movements_answer", MOVEMENT_ANSWERS),
+                          ("v3_untracked_moves", ("refuse", "accept")),
                           ("v1v2", ("answer", "gone"))):
         value = options.get(name)
         if value is not None and str(value) not in allowed:
@@ -200,7 +202,10 @@ class ZettleV3:
                     v.add(f"{prefix}{old}", "unknown property in v3; use from/to", "UnknownProperty")
             raw.append(_v3_move(v, entry, prefix))
         v.raise_if_any()
-        moves = resolve_moves(self.store, [m for m in raw if m], {})
+        valid = [m for m in raw if m]
+        # Unknown whether v3 refuses a movement of an untracked product; `accept` moves it anyway.
+        lenient = {m.product: True for m in valid} if self.option("v3_untracked_moves") == "accept" else {}
+        moves = resolve_moves(self.store, valid, lenient)
         answer = str(self.option("movements_answer") or "204")
         if answer == "200-error":
             return JSONResponse({"developerMessage": "Movement could not be stored (injected by the sandbox)",

@@ -18,9 +18,9 @@ from reconciler.sandbox._core import ServerThread
 from reconciler.sandbox.zettle import ZettleSimulator
 
 try:
-    from test_zettle import ITEMS, LOC, P1, P3, STORE, V1, V2, V4, fixtures, op, sell, stock  # type: ignore[import-not-found]
+    from test_zettle import ITEMS, LOC, P1, P3, STORE, V1, V2, V3, V4, fixtures, op, sell, stock  # type: ignore[import-not-found]
 except ImportError:  # tests/connectors is a package
-    from .test_zettle import ITEMS, LOC, P1, P3, STORE, V1, V2, V4, fixtures, op, sell, stock  # type: ignore[no-redef]
+    from .test_zettle import ITEMS, LOC, P1, P3, STORE, V1, V2, V3, V4, fixtures, op, sell, stock  # type: ignore[no-redef]
 
 
 def ctx(base_url: str = "http://127.0.0.1", store: str = "STORE", **options: Any) -> TargetContext:
@@ -127,6 +127,20 @@ def test_reads_and_writes_under_either_zero_balance_behaviour(zeros: str) -> Non
     assert [r.actual_after for r in results] == [{LOC: 3}, {LOC: 2}]
     [deleted] = conn.execute([op(OpKind.DELETE, "MUG", op_id="del-mug")])
     assert deleted.outcome is Outcome.APPLIED and stock(sim)[V4]["tracked"] is False
+
+
+@pytest.mark.parametrize("untracked", ["refuse", "accept"])
+def test_adopting_an_untracked_product_under_either_untracked_move_behaviour(untracked: str) -> None:
+    """Zettle does not say whether v3 refuses a movement of an untracked product: the connector
+    enables tracking first either way, and counts from the balance Zettle kept while untracked."""
+    sim = simulator(v3_untracked_moves=untracked)
+    recording = Hooked(sim)
+    [result] = ZettleConnector(ctx(), transport=recording).execute([op(OpKind.RESET, "CAP", expected=9, actual=None)])
+    assert result.outcome is Outcome.APPLIED and "started tracking" in result.response
+    assert stock(sim)[V3]["quantity"] == 9 and stock(sim)[V3]["tracked"] is True
+    assert [m["change"] for m in sim.movements()] == [2]  # 7 kept while untracked, +2
+    paths = [f"{r.method} {r.url.path}" for r in recording.requests]
+    assert paths.index("POST /v3/products") < paths.index("POST /v3/movements")
 
 
 # --- writes: 204 and what is not 204 -------------------------------------------------------------------

@@ -241,6 +241,13 @@ def test_wrong_tracking_requests_are_refused(v3: tuple[ZettleSimulator, httpx.Cl
 # --- switches for what Zettle does not document, and faults ------------------------------------------
 
 
+def test_untracked_moves_switch_accepts_what_the_default_refuses() -> None:
+    sim, client = make(v3_untracked_moves="accept")
+    inv = inventories(client)
+    assert client.post("/v3/movements", json={"movements": [movement(inv, BULK_V1, 1, BULK_PRODUCT)]}).status_code == 204
+    assert balances(sim)[BULK_V1] == 239
+
+
 def test_movements_answer_switch() -> None:
     sim, client = make(movements_answer="200-body")
     inv = inventories(client)
@@ -258,7 +265,7 @@ def test_v1v2_gone_switch_answers_404_on_the_old_paths_only() -> None:
     assert client.get("/v3/inventories").status_code == 200
 
 
-@pytest.mark.parametrize("options", [{"page_size": 0}, {"v3_zero_balances": "sometimes"}, {"movements_answer": "202"},
+@pytest.mark.parametrize("options", [{"page_size": 0}, {"v3_zero_balances": "sometimes"}, {"movements_answer": "202"}, {"v3_untracked_moves": "no"},
                                      {"v1v2": "maybe"}])
 def test_bad_v3_options_are_refused(options: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
