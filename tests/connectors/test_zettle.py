@@ -16,7 +16,7 @@ import yaml
 
 from reconciler.connectors.base import Outcome, Secret, TargetContext, Verification
 from reconciler.connectors.zettle import ZettleConnector, external_uuid
-from reconciler.errors import VendorError, VendorUnavailable
+from reconciler.errors import VendorError
 from reconciler.model import Leg, OpKind, Operation, Settings
 from reconciler.sandbox._core import ServerThread
 from reconciler.sandbox._process import SandboxProcess
