@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import enum
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol
 
 import httpx
 
+from reconciler.config._kinds import ZETTLE_STORE_WORD, zettle_target_problems
 from reconciler.connectors.base import TargetContext
 from reconciler.errors import ConfigError, Problem, VendorRejected
 from reconciler.model import Operation
 
-STORE_WORD = "STORE"  # the location id that means "the organisation's STORE, discovered"
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+STORE_WORD = ZETTLE_STORE_WORD
 
 
 @dataclass
@@ -88,22 +87,24 @@ def error_carrying(body: Any) -> bool:
 
 
 def store_choice(ctx: TargetContext) -> str:
-    """The configured STORE: the word STORE (discover it) or a UUID (that inventory)."""
+    """The configured STORE: the word STORE (discover it) or an inventory id (checked against
+    the vendor's listing by pick_store)."""
     if len(ctx.location_ids) != 1:
         raise ConfigError([Problem(
             f"target {ctx.name!r} (zettle) maps {len(ctx.location_ids)} locations", "reconciler.yaml",
             hint="A Zettle organisation has one STORE: map exactly one canonical location to it (write STORE).",
         )])
+    check_options(ctx)
     value = str(next(iter(ctx.location_ids.values()))).strip()
-    if value.upper() == STORE_WORD:
-        return STORE_WORD
-    if not _UUID.match(value):
-        raise ConfigError([Problem(
-            f"target {ctx.name!r} (zettle): location id {value!r} is neither STORE nor an inventory UUID",
-            "reconciler.yaml",
-            hint="Write STORE to use the organisation's STORE inventory (found with GET /v3/inventories).",
-        )])
-    return value.lower()
+    return STORE_WORD if value.upper() == STORE_WORD else value.lower()
+
+
+def check_options(ctx: TargetContext) -> None:
+    """The validate-time checks again (a context need not come from a validated repository)."""
+    problems = zettle_target_problems(ctx.options, ctx.location_ids)
+    if problems:
+        raise ConfigError([Problem(f"target {ctx.name!r}: {message}", "reconciler.yaml", hint=hint)
+                           for _, message, hint in problems])
 
 
 def pick_store(ctx: TargetContext, listed: list[tuple[str, str, bool]], where: str) -> str:

@@ -74,7 +74,6 @@ class ZettleConnector(Connector):
     def __init__(self, ctx: TargetContext, *, transport: httpx.BaseTransport | None = None) -> None:
         super().__init__(ctx, transport=transport)
         self.tolerance = _tolerance(ctx)
-        store_choice(ctx)  # a bad location id is a config error before any request
         self.http = VendorHTTP(ctx, transport, auth=self._auth)
         self.api: ZettleApi = API_VERSIONS[_api_version(ctx)](ctx, self.http)
 
@@ -345,13 +344,8 @@ def _changed(before: Live, now: Live, variant: str) -> bool | None:
 
 
 def _api_version(ctx: TargetContext) -> str:
-    value = str(ctx.options.get("api_version", "v3")).strip().lower()
-    if value not in API_VERSIONS:
-        raise ConfigError([Problem(
-            f"target {ctx.name!r}: options.api_version must be v3 or v2, not {ctx.options.get('api_version')!r}",
-            "reconciler.yaml", hint="v3 is Zettle's documented API (the default); v2 selects the deprecated v1/v2 paths.",
-        )])
-    return value
+    store_choice(ctx)  # checks the options and the location id
+    return str(ctx.options.get("api_version", "v3")).strip().lower()
 
 
 def _tolerance(ctx: TargetContext) -> int:

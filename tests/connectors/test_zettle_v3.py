@@ -5,6 +5,8 @@ document one, and ambiguous answers that must never double a movement (issue 16 
 
 from __future__ import annotations
 
+import textwrap
+from pathlib import Path
 from typing import Any, Callable
 
 import httpx
@@ -74,13 +76,35 @@ def test_a_store_uuid_is_checked_against_the_inventories() -> None:
         connector(sim, store=bin_uuid).read_stock()
 
 
-@pytest.mark.parametrize(("options", "store", "message"), [
-    ({}, "shop-1", "neither STORE nor an inventory UUID"),
-    ({"api_version": "v4"}, "STORE", "api_version must be v3 or v2"),
-])
-def test_bad_target_options_are_config_errors_before_any_request(options: dict[str, Any], store: str, message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
-        ZettleConnector(ctx(store=store, **options), transport=httpx.MockTransport(lambda r: pytest.fail("sent")))
+def test_a_store_id_not_listed_is_a_config_error_naming_the_stores() -> None:
+    with pytest.raises(ConfigError, match=f"shop-1 is not a STORE inventory .*lists {STORE}"):
+        connector(simulator(), store="shop-1").read_stock()
+
+
+def test_a_bad_api_version_is_a_config_error_before_any_request() -> None:
+    with pytest.raises(ConfigError, match="api_version must be v3 or v2"):
+        ZettleConnector(ctx(api_version="v4"), transport=httpx.MockTransport(lambda r: pytest.fail("sent")))
+
+
+def test_validate_names_the_line_of_a_bad_api_version(tmp_path: Path) -> None:
+    from reconciler.config.loader import load
+
+    (tmp_path / "stock").mkdir()
+    (tmp_path / "stock" / "catalog.yaml").write_text("items: {}\n")
+    (tmp_path / "reconciler.yaml").write_text(textwrap.dedent("""\
+        version: 1
+        locations: {oslo: {}}
+        targets:
+          zettle-main:
+            kind: zettle
+            url: https://inventory.izettle.com
+            credentials_env: ZETTLE_TOKEN
+            locations:
+              oslo: shop-1
+            options: {api_version: v4}
+        """))
+    found = [(p.line, p.message) for p in load(tmp_path).problems]
+    assert found == [(10, "target 'zettle-main': options.api_version must be v3 or v2, not 'v4'")]
 
 
 # --- reads --------------------------------------------------------------------------------------------
