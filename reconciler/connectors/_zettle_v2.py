@@ -81,7 +81,12 @@ class V2Api:
         store = self.system()["STORE"]
         for product in products:
             # Idempotent: starting to track a tracked product changes nothing.
-            self.http.request("POST", f"{ORG}/inventory", json={"productUuid": product}, idempotent=True)
+            started = loose_json(self.http.request("POST", f"{ORG}/inventory", json={"productUuid": product},
+                                                   idempotent=True))
+            if not isinstance(started, dict) or error_carrying(started):
+                # documented answer: {locationUuid, variants}; nothing has moved yet
+                raise VendorRejected(f"{self.ctx.name}: starting to track product {product} was answered without "
+                                     "the documented {locationUuid, variants} body", body=str(started))
             path = f"{ORG}/inventory/locations/{store}/products/{product}"
             body = json_body(self.http.request("GET", path, idempotent=True)) or {}
             live.balances.update(balances_of(body.get("variants"), self.ctx.name))

@@ -224,11 +224,13 @@ def test_missing_token_is_rejected_not_leaked(sim: ZettleSimulator) -> None:
     assert "wrong-secret-token" not in str(info.value) and "ACCESS_TOKEN_EXPIRED" in (info.value.body or "")
 
 
+@pytest.mark.parametrize("fault", [{"drop_next_writes": 1}, {"error_next_writes": 1, "error_after_write_status": 504}])
 @pytest.mark.parametrize("version", ["v3", "v2"])
-def test_dropped_delta_is_verified_by_rereading_and_not_resent(sim: ZettleSimulator, version: str) -> None:
+def test_dropped_delta_is_verified_by_rereading_and_not_resent(sim: ZettleSimulator, version: str,
+                                                               fault: dict[str, int]) -> None:
     with ServerThread(sim) as server:
         connector = ZettleConnector(context(server.url, api_version=version))
-        sim.faults.update({"drop_next_writes": 1})
+        sim.faults.update(fault)
         adjust = op(OpKind.ADJUST, "TEE-S", change=4)
         [result] = connector.execute([adjust])
         # After a crash a new process cannot tell: it does not know the balance before the write.

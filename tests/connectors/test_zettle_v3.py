@@ -252,16 +252,21 @@ def test_many_movements_under_gateway_errors_are_never_doubled() -> None:
     assert sim.request_counts["POST /v3/movements"] == len(changes)  # no request sent twice
 
 
-def test_tracking_answer_other_than_204_stops_the_batch_before_any_movement() -> None:
+@pytest.mark.parametrize(("version", "path", "message"), [
+    ("v3", "/v3/products", "not the documented 204"),
+    ("v2", "/organizations/self/inventory", "without the documented"),
+])
+def test_tracking_answer_not_documented_stops_the_batch_before_any_movement(version: str, path: str, message: str) -> None:
     sim = simulator()
 
-    def not_204(request: httpx.Request, response: httpx.Response) -> httpx.Response:
-        if request.url.path == "/v3/products":
-            return httpx.Response(200, json={"status": "queued"}, request=request)
+    def undocumented(request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        if request.method == "POST" and request.url.path == path:
+            return httpx.Response(200, json={"developerMessage": "queued", "errorType": "LATER"}, request=request)
         return response
 
-    with pytest.raises(VendorRejected, match="not the documented 204"):
-        connector(sim, transport=Hooked(sim, rewrite=not_204)).execute([op(OpKind.ADJUST, "CAP", change=1)])
+    with pytest.raises(VendorRejected, match=message):
+        connector(sim, transport=Hooked(sim, rewrite=undocumented), api_version=version).execute(
+            [op(OpKind.ADJUST, "CAP", change=1)])
     assert sim.movements() == []
 
 
