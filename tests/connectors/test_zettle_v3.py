@@ -287,3 +287,18 @@ def test_settings_are_written_and_read_back_through_the_stock_rows() -> None:
     assert result.outcome is Outcome.APPLIED
     assert conn.read_stock()[(LOC, "TEE-M")].settings == Settings(low_stock_level=4)
     assert P3 not in {r["item"]["product"] for r in sim.inspect_stock() if r.get("low_stock_level") == 4}
+
+
+def test_a_fresh_reread_stands_in_for_the_next_delta_batch_but_never_for_a_reset() -> None:
+    sim = simulator()
+    recording = Hooked(sim)
+    conn = ZettleConnector(ctx(), transport=recording)
+    reads = lambda: sum(r.url.path.startswith("/v3/stock") for r in recording.requests)  # noqa: E731
+    conn.execute([op(OpKind.ADJUST, "TEE-S", change=1, op_id="a1")])
+    assert reads() == 2  # before and after
+    conn.execute([op(OpKind.ADJUST, "TEE-S", change=1, op_id="a2")])
+    assert reads() == 3  # the previous re-read was the "before"
+    sell(sim, V1, P1, 2)  # 12 -> 10, after the last read
+    [reset] = conn.execute([op(OpKind.RESET, "TEE-S", expected=15, actual=12, op_id="r1")])
+    assert reads() == 5 and stock(sim)[V1]["quantity"] == 15  # a reset reads anew: it moved +5, not +3
+    assert "moved by -2" in reset.response
