@@ -44,6 +44,7 @@ TRACKING_VALUES = ("enable", "disable")
 ZERO_BALANCES = ("listed", "omitted")
 MOVEMENT_ANSWERS = ("204", "200-body", "200-error")
 V3_OPTIONS = {
+    "lenient": "true: relax the rules Zettle does not document (cursor check, limit range, untracked moves)",
     "page_size": "at most this many rows per /v3/stock page, whatever the limit asked (a server may send fewer)",
     "v3_zero_balances": "listed (default) | omitted: whether /v3/stock lists tracked variants holding 0 (unknown)",
     "movements_answer": "204 (documented, default) | 200-body | 200-error: fault for clients that trust any 2xx",
@@ -68,6 +69,8 @@ def v3_endpoint(fn: V3Handler) -> V3Handler:
 def check_v3_options(options: dict[str, Any]) -> list[str]:
     """Problems with the v3 options (empty when they are fine)."""
     problems = []
+    if not isinstance(options.get("lenient", False), bool):
+        problems.append(f"lenient {options['lenient']!r} is not true or false")
     size = options.get("page_size")
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_PAGE_SIZE):
         problems.append(f"page_size {size!r} is not a whole number 1..{MAX_PAGE_SIZE}")
@@ -146,6 +149,8 @@ class ZettleV3:
         """(the limit asked, the rows this page holds)."""
         raw = request.query_params.get("limit")
         asked = DEFAULT_PAGE_SIZE if raw is None else None
+        if raw is not None and self.option("lenient") and raw.isdigit():
+            raw = str(min(max(int(raw), 1), MAX_PAGE_SIZE))  # clamped, as a lenient server might
         if raw is not None:
             if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
                 v = Violations()
@@ -160,6 +165,8 @@ class ZettleV3:
         if cursor is None:
             return 0
         issued = self._cursors.get(cursor)
+        if issued is None and self.option("lenient"):
+            return 0  # a lenient server starts over: a client inventing cursors would loop
         if issued is None or issued[0] != inventory:
             # Paging is only by the Link header: a cursor the client made up is refused.
             raise ZettleApiError(400, f"cursor {cursor!r} was not issued for this listing; follow the Link header",
@@ -204,7 +211,8 @@ class ZettleV3:
         v.raise_if_any()
         valid = [m for m in raw if m]
         # Unknown whether v3 refuses a movement of an untracked product; `accept` moves it anyway.
-        lenient = {m.product: True for m in valid} if self.option("v3_untracked_moves") == "accept" else {}
+        accept = self.option("v3_untracked_moves") == "accept" or self.option("lenient")
+        lenient = {m.product: True for m in valid} if accept else {}
         moves = resolve_moves(self.store, valid, lenient)
         answer = str(self.option("movements_answer") or "204")
         if answer == "200-error":

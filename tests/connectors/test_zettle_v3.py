@@ -151,11 +151,12 @@ def test_reads_and_writes_under_either_zero_balance_behaviour(zeros: str) -> Non
     assert deleted.outcome is Outcome.APPLIED and stock(sim)[V4]["tracked"] is False
 
 
-@pytest.mark.parametrize("untracked", ["refuse", "accept"])
-def test_adopting_an_untracked_product_under_either_untracked_move_behaviour(untracked: str) -> None:
+@pytest.mark.parametrize("options", [{"v3_untracked_moves": "refuse"}, {"v3_untracked_moves": "accept"},
+                                     {"lenient": True, "page_size": 2}])
+def test_adopting_an_untracked_product_under_either_untracked_move_behaviour(options: dict[str, Any]) -> None:
     """Zettle does not say whether v3 refuses a movement of an untracked product: the connector
     enables tracking first either way, and counts from the balance Zettle kept while untracked."""
-    sim = simulator(v3_untracked_moves=untracked)
+    sim = simulator(**options)
     recording = Hooked(sim)
     [result] = ZettleConnector(ctx(), transport=recording).execute([op(OpKind.RESET, "CAP", expected=9, actual=None)])
     assert result.outcome is Outcome.APPLIED and "started tracking" in result.response

@@ -248,6 +248,17 @@ def test_untracked_moves_switch_accepts_what_the_default_refuses() -> None:
     assert balances(sim)[BULK_V1] == 239
 
 
+def test_lenient_relaxes_only_the_undocumented_rules() -> None:
+    sim, client = make(lenient=True, page_size=1)
+    assert client.get(f"/v3/stock/{STORE}?cursor={PUT_V1}").status_code == 200  # starts over
+    assert client.get("/v3/stock?limit=5000").status_code == 200  # clamped
+    inv = inventories(client)
+    assert client.post("/v3/movements", json={"movements": [movement(inv, BULK_V1, 1, BULK_PRODUCT)]}).status_code == 204
+    # documented rules stay strict
+    assert client.post("/v3/movements", json={"movements": [movement(inv, change=0)]}).status_code == 400
+    assert client.post("/v3/movements", json={"changes": []}).status_code == 400
+
+
 def test_movements_answer_switch() -> None:
     sim, client = make(movements_answer="200-body")
     inv = inventories(client)
@@ -265,7 +276,7 @@ def test_v1v2_gone_switch_answers_404_on_the_old_paths_only() -> None:
     assert client.get("/v3/inventories").status_code == 200
 
 
-@pytest.mark.parametrize("options", [{"page_size": 0}, {"v3_zero_balances": "sometimes"}, {"movements_answer": "202"}, {"v3_untracked_moves": "no"},
+@pytest.mark.parametrize("options", [{"page_size": 0}, {"v3_zero_balances": "sometimes"}, {"movements_answer": "202"}, {"v3_untracked_moves": "no"}, {"lenient": "yes"},
                                      {"v1v2": "maybe"}])
 def test_bad_v3_options_are_refused(options: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
