@@ -61,6 +61,22 @@ def _any_id(value: Any) -> tuple[ItemId | None, str | None]:
     return (ids, None) if ids else (None, "a quoted string or a mapping of quoted strings")
 
 
+# (field of the target the problem is about, message, hint)
+TargetProblem = tuple[str, str, str]
+ZETTLE_API_VERSIONS = ("v3", "v2")
+ZETTLE_STORE_WORD = "STORE"  # the location id meaning "the organisation's STORE, found through the API"
+
+
+def zettle_target_problems(options: Mapping[str, Any], locations: Mapping[str, Any]) -> list[TargetProblem]:
+    """Zettle options (docs/connectors/zettle.md): api_version is v3 or v2. (A location id other
+    than STORE is checked against the vendor's inventory list at first contact.)"""
+    version = options.get("api_version", "v3")
+    if str(version).strip().lower() in ZETTLE_API_VERSIONS:
+        return []
+    return [("options", f"options.api_version must be v3 or v2, not {version!r}",
+             "v3 is Zettle's documented API (the default); v2 selects the deprecated v1/v2 paths.")]
+
+
 @dataclass(frozen=True)
 class KindRule:
     """What the YAML may say about a target of one kind."""
@@ -70,12 +86,15 @@ class KindRule:
     single_location: bool = False
     needs_endpoint: bool = True  # url and credentials_env are required
     required_options: tuple[str, ...] = ()
+    # checks of options and location ids beyond their shape, at validate time
+    check_target: Callable[[Mapping[str, Any], Mapping[str, Any]], list[TargetProblem]] | None = None
 
 
 KINDS: dict[str, KindRule] = {
     "xseries": KindRule(_string_id, frozenset({"reorder_point", "reorder_amount"})),
     "lightspeed-supplier": KindRule(_string_id, frozenset({"tracking", "backordering"}), single_location=True),
-    "zettle": KindRule(_zettle_id, frozenset({"low_stock_level"}), single_location=True),
+    "zettle": KindRule(_zettle_id, frozenset({"low_stock_level"}), single_location=True,
+                       check_target=zettle_target_problems),
     "kaching": KindRule(_kaching_id, required_options=("account", "integration")),
     "runfree": KindRule(_runfree_id),
     # In-process target for tests: accepts every setting and any id shape.

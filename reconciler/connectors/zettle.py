@@ -1,7 +1,8 @@
-"""Zettle (iZettle / PayPal) Inventory API v1/v2 connector (VENDORS.md section 3, seed 002).
+"""Zettle (iZettle / PayPal) inventory connector: API v3 by default, v1/v2 with ``api_version: v2``
+(VENDORS.md section 3, research/auth_and_discovery.md B2/B3, docs/connectors/zettle.md).
 
 Zettle holds one STORE balance per variant and cannot set it: every change is a movement between
-system locations. Stock goes up SUPPLIER->STORE and down STORE->BIN (as SwagPayPal does), so:
+inventories. Stock goes up SUPPLIER->STORE and down STORE->BIN (as SwagPayPal does), so:
 
 - adjust d: one movement of |d|;
 - reset N: re-read the live balance just before writing and move |N - live|, so the result is N
@@ -9,15 +10,19 @@ system locations. Stock goes up SUPPLIER->STORE and down STORE->BIN (as SwagPayP
 - delete: stop tracking the PRODUCT (Zettle tracks per product: every variant stops);
 - settings: the custom low-stock level.
 
-Stock writes go through the bulk endpoint (one request per batch, which can also start tracking
-a product a reset adopts). Each request carries an ``externalUuid`` derived from the first
-operation id of its batch; Zettle neither dedupes nor looks writes up by it, so an adjustment left
-in flight is in doubt after a crash. No batch maximum is documented: we assume 100 per request.
+The STORE is found by the API (``GET /v3/inventories``), so reconciler.yaml says ``STORE``
+rather than a UUID typed by hand. All movements of a batch go in one request. v3 answers a
+movement with ``204 No Content`` and no balances, so the balances it touched are read again. An
+answer that does not prove success (a 500/502/504 or timeout after sending, a 2xx of unknown shape
+or carrying an error) is settled by that same re-read against the balances before and the ones
+expected after: all as expected (and, in v3, changed since) is applied; all as before and unchanged
+is not applied; anything else is in doubt. A movement is never re-sent blindly.
 """
 
 from __future__ import annotations
 
-import json
+import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -25,41 +30,35 @@ from typing import Any, Mapping, Sequence
 import httpx
 
 from reconciler.connectors._http import VendorHTTP
+from reconciler.connectors._zettle_api import Answer, Live, Move, Step, WriteAnswer, ZettleApi, store_choice
+from reconciler.connectors._zettle_v2 import V2Api
+from reconciler.connectors._zettle_v3 import V3Api
 from reconciler.connectors.base import Connector, OpResult, Outcome, TargetContext, Verification
-from reconciler.errors import ConfigError, NotSupported, Problem, VendorRejected
+from reconciler.errors import ConfigError, NotSupported, Problem, VendorError
 from reconciler.model import Capabilities, OpKind, Operation, Record, Settings
 
-ORG = "/organizations/self"
-# Namespace of the externalUuid values: fixed, so the same operation always gets the same uuid.
+# Namespace of the v1/v2 externalUuid values: fixed, so the same operation always gets the same uuid.
 EXTERNAL_NAMESPACE = uuid.UUID("0f5c8e52-7a0e-5d1b-9a41-5d3f3b2f6c10")
 BATCH_SIZE = 100  # undocumented by Zettle: our assumption (docs/connectors/zettle.md)
+FRESH_FOR_S = 2.0  # how long a re-read may stand in for the next batch's read
+# How often a request proven not applied by the re-read is sent (a blind resend: never).
+RESENDS_AFTER_PROOF = 4
 STOCK_KINDS = frozenset({OpKind.RESET, OpKind.ADJUST, OpKind.DELETE})
+API_VERSIONS = {"v3": V3Api, "v2": V2Api}
 
 
 def external_uuid(op_id: str) -> str:
-    """The externalUuid a request starting with operation ``op_id`` carries."""
+    """The externalUuid a v1/v2 request starting with operation ``op_id`` carries."""
     return str(uuid.uuid5(EXTERNAL_NAMESPACE, op_id))
 
 
 @dataclass
-class _Live:
-    """The STORE as read just before a write: balances by variant, and tracked products."""
+class _Settled:
+    """What the movements of one request came to."""
 
-    balances: dict[str, int] = field(default_factory=dict)
-    tracked: set[str] = field(default_factory=set)
-    started: set[str] = field(default_factory=set)  # tracking started by this batch
-
-
-@dataclass
-class _Step:
-    """What one operation contributes to the bulk request."""
-
-    op: Operation
-    product: str
-    variant: str
-    change: int = 0  # signed STORE change
+    outcome: Outcome
+    after: dict[str, int] = field(default_factory=dict)
     note: str = ""
-    error: str | None = None
 
 
 class ZettleConnector(Connector):
@@ -79,7 +78,11 @@ class ZettleConnector(Connector):
         super().__init__(ctx, transport=transport)
         self.tolerance = _tolerance(ctx)
         self.http = VendorHTTP(ctx, transport, auth=self._auth)
-        self._system: dict[str, str] | None = None
+        self.api: ZettleApi = API_VERSIONS[_api_version(ctx)](ctx, self.http)
+        # The re-read after one batch's write, reused as the next batch's read if still fresh: it
+        # halves the listing pages an apply reads (docs/connectors/zettle.md, "Costs").
+        self._fresh: tuple[float, Live] | None = None
+        self._fresh_lock = threading.Lock()
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -92,31 +95,12 @@ class ZettleConnector(Connector):
     def close(self) -> None:
         self.http.close()
 
-    def _store(self) -> str:
-        if len(self.ctx.location_ids) != 1:
-            raise ConfigError([Problem(
-                f"target {self.ctx.name!r} (zettle) maps {len(self.ctx.location_ids)} locations",
-                hint="A Zettle organisation has one STORE: map exactly one canonical location to its UUID.",
-            )])
-        return str(next(iter(self.ctx.location_ids.values())))
-
     def _location_name(self) -> str:
         return next(iter(self.ctx.location_ids))
 
     def system_locations(self) -> dict[str, str]:
-        """type -> uuid of STORE, SUPPLIER, BIN, SOLD (read once per connector)."""
-        if self._system is None:
-            found = _json(self.http.request("GET", f"{ORG}/locations", idempotent=True))
-            if not isinstance(found, list):
-                raise VendorRejected(f"{self.ctx.name}: GET {ORG}/locations answered with no location list", body=str(found))
-            self._system = {str(loc.get("type")): str(loc.get("uuid")) for loc in found if isinstance(loc, dict)}
-            missing = {"SUPPLIER", "BIN"} - set(self._system)
-            if missing:
-                raise VendorRejected(
-                    f"{self.ctx.name}: Zettle lists no {', '.join(sorted(missing))} location.",
-                    hint="Zettle creates them when tracking is first enabled; enable tracking of one product in Zettle.",
-                )
-        return self._system
+        """type -> uuid of STORE, SUPPLIER and BIN (read once per connector)."""
+        return self.api.system()
 
     def _ids(self, item: str) -> tuple[str, str]:
         raw = self.ctx.item_ids.get(item)
@@ -128,43 +112,13 @@ class ZettleConnector(Connector):
             )])
         return str(raw["product"]).lower(), str(raw["variant"]).lower()
 
-    def _item_index(self) -> dict[str, str]:
-        """variant uuid -> canonical SKU, for mapped items."""
-        index: dict[str, str] = {}
-        for sku, raw in self.ctx.item_ids.items():
-            if isinstance(raw, Mapping) and "variant" in raw:
-                index[str(raw["variant"]).lower()] = sku
-        return index
-
     # --- read ----------------------------------------------------------------------------------
 
-    def _read_live(self) -> _Live:
-        store = self._store()
-        body = _json(self.http.request("GET", f"{ORG}/inventory/locations/{store}", idempotent=True))
-        if not isinstance(body, dict):
-            raise VendorRejected(f"{self.ctx.name}: the STORE balance read answered with no object", body=str(body))
-        live = _Live(tracked={str(p).lower() for p in body.get("trackedProducts") or []})
-        # Balances are strings in Zettle's read examples and numbers in its write answers.
-        live.balances.update(_balances(body.get("variants"), self.ctx.name))
-        return live
-
-    def _read_low_stock(self) -> dict[str, int]:
-        store = self._store()
-        body = _json(self.http.request("GET", f"/custom-low-stock/v2/locations/{store}", idempotent=True))
-        levels: dict[str, int] = {}
-        products = body.get("customLowStockLevelsForProducts") if isinstance(body, dict) else None
-        for product in products if isinstance(products, list) else []:
-            for entry in product.get("customLowStockLevelForVariants") or [] if isinstance(product, dict) else []:
-                level = entry.get("customLowStockLevel") if isinstance(entry, dict) else None
-                if level is not None and entry.get("variantUuid"):
-                    levels[str(entry["variantUuid"]).lower()] = _int(level, self.ctx.name)
-        return levels
-
     def read_stock(self) -> dict[tuple[str, str], Record]:
-        """Every mapped variant of a tracked product. Zettle lists only non-zero balances, so a
-        tracked variant it does not list holds 0; untracked products are not stocked at all."""
-        live = self._read_live()
-        levels = self._read_low_stock()
+        """Every mapped variant of a tracked product. A tracked variant Zettle does not list holds
+        0; untracked products are not stocked at all."""
+        live = self.api.read_live()
+        levels = live.levels if live.levels is not None else self.api.read_low_stock()
         location = self._location_name()
         out: dict[tuple[str, str], Record] = {}
         for sku in self.ctx.item_ids:
@@ -205,20 +159,19 @@ class ZettleConnector(Connector):
             )
         return self._execute_stock(batch)
 
-    def _steps(self, batch: Sequence[Operation], live: _Live) -> list[_Step]:
+    def _steps(self, batch: Sequence[Operation], live: Live) -> list[Step]:
         running = dict(live.balances)
-        tolerance = self.tolerance
-        steps: list[_Step] = []
+        steps: list[Step] = []
         for op in batch:
             product, variant = self._ids(op.item)
-            step = _Step(op, product, variant)
+            step = Step(op, product, variant)
             now = running.get(variant, 0)
             if op.kind is OpKind.RESET:
                 target = op.legs[0].expected
                 assert target is not None  # a reset always has its quantity
                 step.change = target - now
                 planned = op.legs[0].actual
-                if planned is not None and abs(now - planned) > tolerance:
+                if planned is not None and abs(now - planned) > self.tolerance:
                     step.note = (
                         f"live stock moved by {now - planned:+d} since the plan (plan saw {planned}, read {now} "
                         f"just before writing); reset to {target} anyway"
@@ -227,141 +180,192 @@ class ZettleConnector(Connector):
                 step.change = op.legs[0].change
             running[variant] = now + step.change
             steps.append(step)
-        self._check_deletes(steps)
+        _check_deletes(steps)
         return steps
 
-    @staticmethod
-    def _check_deletes(steps: list[_Step]) -> None:
-        """Stop tracking is per product: refuse it when the same request writes another variant."""
-        writes = {s.product: s.op.item for s in steps if s.op.kind is not OpKind.DELETE}
-        for step in steps:
-            if step.op.kind is OpKind.DELETE and step.product in writes:
-                step.error = (
-                    f"cannot stop tracking {step.op.item}: Zettle tracks whole products, and product "
-                    f"{step.product} also holds {writes[step.product]}, which this apply writes; "
-                    "keep the position in the stock file or delete every variant of the product"
-                )
+    def _read_before(self, batch: Sequence[Operation]) -> Live:
+        with self._fresh_lock:
+            fresh, self._fresh = self._fresh, None
+        resets = any(op.kind is OpKind.RESET for op in batch)
+        if fresh is not None and not resets and time.monotonic() - fresh[0] <= FRESH_FOR_S:
+            # Deltas do not depend on it; it only sets what the re-read is compared with, and a sale
+            # since it changes the stamps, so no "not applied" proof is claimed: it is in doubt.
+            # A reset moves the difference from it, so a reset always reads anew.
+            return fresh[1]
+        return self.api.read_live()
 
-    def _bulk_body(self, steps: list[_Step], live: _Live, ext: str) -> dict[str, Any]:
-        system = self.system_locations()
-        store, supplier, bin_ = self._store(), system["SUPPLIER"], system["BIN"]
-        products: dict[str, dict[str, Any]] = {}
-        for step in steps:
-            if step.error:
-                continue
-            entry = products.setdefault(
-                step.product, {"productUuid": step.product, "trackingStatusChange": "NO_CHANGE", "variantChanges": []}
-            )
-            if step.op.kind is OpKind.DELETE:
-                if step.product in live.tracked:
-                    entry["trackingStatusChange"] = "STOP_TRACKING"
-                continue
-            if step.change:
-                source, dest = (supplier, store) if step.change > 0 else (store, bin_)
-                entry["variantChanges"].append(
-                    {"variantUuid": step.variant, "fromLocationUuid": source, "toLocationUuid": dest,
-                     "change": abs(step.change)}
-                )
-        changes = [p for p in products.values() if p["variantChanges"] or p["trackingStatusChange"] != "NO_CHANGE"]
-        return {"returnBalanceForLocationUuid": store, "externalUuid": ext, "productChanges": changes}
-
-    def _start_tracking(self, batch: Sequence[Operation], live: _Live) -> None:
-        """Start tracking the untracked products this batch writes, and read what they hold:
-        Zettle keeps balances while a product is untracked and brings them back when tracking
-        starts again, so a reset must count from those, not from 0."""
-        products = {self._ids(op.item)[0] for op in batch if op.kind is not OpKind.DELETE}
-        for product in sorted(products - live.tracked):
-            # Idempotent: starting to track a tracked product changes nothing.
-            self.http.request("POST", f"{ORG}/inventory", json={"productUuid": product}, idempotent=True)
-            path = f"{ORG}/inventory/locations/{self._store()}/products/{product}"
-            body = _json(self.http.request("GET", path, idempotent=True)) or {}
-            live.balances.update(_balances(body.get("variants"), self.ctx.name))
-            live.tracked.add(product)
-            live.started.add(product)
-
-    def _execute_stock(self, batch: Sequence[Operation]) -> list[OpResult]:
-        live = self._read_live()
-        self._start_tracking(batch, live)
+    def _execute_stock(self, batch: Sequence[Operation], attempt: int = 1) -> list[OpResult]:
+        live = self._read_before(batch)
+        written = {self._ids(op.item)[0] for op in batch if op.kind is not OpKind.DELETE}
+        self.api.start_tracking(sorted(written - live.tracked), live)
         steps = self._steps(batch, live)
-        ext = external_uuid(batch[0].id)
-        body = self._bulk_body(steps, live, ext)
+        moving = [s for s in steps if not s.error and s.op.kind is not OpKind.DELETE and s.change]
+        moves = [Move(s.product, s.variant, abs(s.change), s.change > 0) for s in moving]
+        # v3 disables tracking whatever the read says: it may not list a tracked product holding 0.
+        stop = sorted({s.product for s in steps if s.op.kind is OpKind.DELETE and not s.error
+                       and (self.api.version == "v3" or s.product in live.tracked)})
+        ext = external_uuid(batch[0].id) if self.api.version == "v2" else ""
+        stopped: WriteAnswer | None = None
+        if stop and self.api.version == "v3":
+            stopped = self._stop_tracking(stop)
+        if moves or (stop and self.api.version == "v2"):
+            answer = self.api.send(moves, stop if self.api.version == "v2" else [], ext)
+            stopped = stopped or answer
+        else:
+            answer = WriteAnswer(Answer.CONFIRMED, "nothing to send: already as planned")
+        settled = self._settle(answer, moving, live)
+        if settled.outcome is Outcome.FAILED and attempt < RESENDS_AFTER_PROOF:
+            # Proven not applied (balances and change stamps as before): sending it again cannot
+            # double it. Steps are planned again from a fresh read (a reset's difference may differ).
+            return self._execute_stock(batch, attempt + 1)
+        deleted = self._settle_stop(stopped, stop) if stop else set()
         carried = ", ".join(s.op.id for s in steps if not s.error)
-        tag = f"externalUuid {ext} (request carried operations {carried})"
-        balances: dict[str, int] = {}
-        text = "nothing to send: already as planned"
-        if body["productChanges"]:
-            # Not idempotent: Zettle does not dedupe externalUuid, so a blind retry could move twice.
-            response = self.http.request("POST", f"{ORG}/v2/inventory/bulk", json=body, idempotent=False)
-            text = response.text
-            answer = _json(response)
-            balances = _balances(answer.get("variants") if isinstance(answer, dict) else None, self.ctx.name)
-        location = self._location_name()
-        results = []
-        for step in steps:
-            if step.error:
-                results.append(OpResult(step.op.id, Outcome.FAILED, response="", error=step.error))
-                continue
-            note = f"note: {step.note}\n" if step.note else ""
-            if step.product in live.started:
-                note += f"note: started tracking Zettle product {step.product} (it was untracked)\n"
-            after = {location: balances[step.variant]} if step.variant in balances else {}
-            results.append(OpResult(step.op.id, Outcome.APPLIED, response=f"{note}{tag}\n{text}", actual_after=after))
-        return results
+        tag = f"{self.api.version} request carried operations {carried}" + (f"; externalUuid {ext}" if ext else "")
+        return [self._result(step, live, settled, deleted, answer, tag) for step in steps]
+
+    def _stop_tracking(self, products: list[str]) -> WriteAnswer:
+        try:
+            return self.api.stop_tracking(products)
+        except VendorError as exc:
+            return WriteAnswer(Answer.AMBIGUOUS, exc.body or "", reason=str(exc))
+
+    def _settle_stop(self, answer: WriteAnswer | None, products: list[str]) -> set[str]:
+        """The products whose tracking is known to be stopped."""
+        if answer is not None and answer.state is Answer.CONFIRMED:
+            return set(products)
+        try:
+            tracked = self.api.read_live().tracked
+        except VendorError:
+            return set()
+        return {p for p in products if p not in tracked}
+
+    def _settle(self, answer: WriteAnswer, moving: list[Step], live: Live) -> _Settled:
+        """Judge the movements of one request; a re-read settles what the answer does not."""
+        expected: dict[str, int] = {}
+        for step in moving:
+            expected[step.variant] = expected.get(step.variant, live.balances.get(step.variant, 0)) + step.change
+        if not expected:
+            return _Settled(Outcome.APPLIED)
+        if answer.state is Answer.CONFIRMED and answer.balances is not None:
+            return _Settled(Outcome.APPLIED, answer.balances)
+        try:
+            now = self.api.read_live()
+            with self._fresh_lock:
+                self._fresh = (time.monotonic(), now)
+        except VendorError as exc:
+            if answer.state is Answer.CONFIRMED:
+                return _Settled(Outcome.APPLIED, note=f"the balances could not be read again ({exc})")
+            return _Settled(Outcome.IN_DOUBT, note=f"{answer.reason}; re-reading the balances failed ({exc})")
+        after = {v: now.balances.get(v, 0) for v in expected}
+        figures = ", ".join(f"{v}: before {live.balances.get(v, 0)}, expected {expected[v]}, now {after[v]}"
+                            for v in expected)
+        if answer.state is Answer.CONFIRMED:
+            off = [v for v in expected if after[v] != expected[v]]
+            note = f"re-read after the 204 differs from the expected balance (a sale meanwhile?): {figures}" if off else ""
+            return _Settled(Outcome.APPLIED, after, note)
+        if all(after[v] == expected[v] and _changed(live, now, v) is not False for v in expected):
+            return _Settled(Outcome.APPLIED, after, f"{answer.reason}; verified applied by re-reading: {figures}")
+        if all(after[v] == live.balances.get(v, 0) and _changed(live, now, v) is False for v in expected):
+            return _Settled(Outcome.FAILED, note=f"{answer.reason}; verified NOT applied by re-reading "
+                                                 f"(balances and last-change times as before): {figures}")
+        return _Settled(Outcome.IN_DOUBT, note=f"{answer.reason}; re-reading cannot tell whether it was applied: {figures}")
+
+    def _result(self, step: Step, live: Live, settled: _Settled, deleted: set[str], answer: WriteAnswer,
+                tag: str) -> OpResult:
+        if step.error:
+            return OpResult(step.op.id, Outcome.FAILED, response="", error=step.error)
+        note = f"note: {step.note}\n" if step.note else ""
+        if step.product in live.started:
+            note += f"note: started tracking Zettle product {step.product} (it was untracked)\n"
+        text = f"{note}{tag}\n{answer.text}"
+        if step.op.kind is OpKind.DELETE:
+            if step.product in deleted or step.product not in live.tracked and self.api.version == "v2":
+                return OpResult(step.op.id, Outcome.APPLIED, response=text)
+            return OpResult(step.op.id, Outcome.FAILED, response=text,
+                            error=f"stopping tracking of product {step.product} was not confirmed; it is absolute, "
+                                  "so the next apply sends it again")
+        if not step.change or settled.outcome is Outcome.APPLIED:
+            after = {self._location_name(): settled.after[step.variant]} if step.variant in settled.after else {}
+            text += f"\nnote: {settled.note}" if settled.note and step.change else ""
+            return OpResult(step.op.id, Outcome.APPLIED, response=text, actual_after=after)
+        if settled.outcome is Outcome.IN_DOUBT and step.op.kind is OpKind.RESET:
+            # A reset re-reads live stock before it moves anything, so sending it again is safe.
+            return OpResult(step.op.id, Outcome.FAILED, response=text,
+                            error=f"{settled.note}; a reset re-reads live stock, so the next apply simply sends it again")
+        return OpResult(step.op.id, settled.outcome, response=text, error=settled.note)
 
     def _execute_settings(self, batch: Sequence[Operation]) -> list[OpResult]:
+        wanted: dict[str, int] = {}
         requests: list[dict[str, Any]] = []
         for op in batch:
             product, variant = self._ids(op.item)
             level = op.settings_after.low_stock_level if op.settings_after else None
             if level is not None:  # never send a null: only managed settings are written
+                wanted[op.id] = level
                 requests.append({"productUuid": product, "variantUuid": variant, "lowStockLevel": level})
-        text = "nothing to send: no low_stock_level managed"
-        if requests:
-            path = f"/custom-low-stock/locations/{self._store()}"
-            response = self.http.request("POST", path, json={"requests": requests}, idempotent=True)
-            text = response.text or f"HTTP {response.status_code}"
-        return [OpResult(op.id, Outcome.APPLIED, response=text) for op in batch]
+        if not requests:
+            return [OpResult(op.id, Outcome.APPLIED, response="nothing to send: no low_stock_level managed") for op in batch]
+        path = f"/custom-low-stock/locations/{self.api.system()['STORE']}"
+        response = self.http.request("POST", path, json={"requests": requests}, idempotent=True)
+        text = response.text or f"HTTP {response.status_code}"
+        if response.status_code == 204:  # documented: 204, no body
+            return [OpResult(op.id, Outcome.APPLIED, response=text) for op in batch]
+        levels = self.api.read_low_stock()  # any other 2xx: believe only what reads back
+        results = []
+        for op in batch:
+            held = levels.get(self._ids(op.item)[1])
+            if op.id not in wanted or held == wanted[op.id]:
+                results.append(OpResult(op.id, Outcome.APPLIED, response=text))
+            else:
+                results.append(OpResult(op.id, Outcome.FAILED, response=text, error=(
+                    f"the low-stock write was answered HTTP {response.status_code}, not the documented 204, and the "
+                    f"level reads {held}, not {wanted[op.id]}; it is absolute, so the next apply sends it again")))
+        return results
 
     # --- after a crash ----------------------------------------------------------------------
 
     def verify(self, op: Operation) -> Verification:
-        """Adjustments: UNKNOWN (Zettle neither dedupes nor finds writes by externalUuid).
-        Resets, deletes and settings are absolute: the live state tells whether they landed
-        (a sale right after a reset can make it look not applied: re-sending it is harmless)."""
+        """Adjustments: UNKNOWN (Zettle keeps no id of a movement, and the balance before it is
+        not known to a later process). Resets, deletes and settings are absolute: the live state
+        tells whether they landed (a sale right after a reset can make it look not applied:
+        re-sending it is harmless)."""
         product, variant = self._ids(op.item)
         if op.kind is OpKind.DELETE:
-            return Verification.NOT_APPLIED if product in self._read_live().tracked else Verification.APPLIED
+            return Verification.NOT_APPLIED if product in self.api.read_live().tracked else Verification.APPLIED
         if op.kind is OpKind.RESET:
-            live = self._read_live()
+            live = self.api.read_live()
             held = live.balances.get(variant, 0) if product in live.tracked else None
             return Verification.APPLIED if held == op.legs[0].expected else Verification.NOT_APPLIED
         if op.kind is OpKind.SETTINGS and op.settings_after is not None:
             wanted = op.settings_after.low_stock_level
             if wanted is None:
                 return Verification.APPLIED  # nothing was to be written
-            return Verification.APPLIED if self._read_low_stock().get(variant) == wanted else Verification.NOT_APPLIED
+            return Verification.APPLIED if self.api.read_low_stock().get(variant) == wanted else Verification.NOT_APPLIED
         return Verification.UNKNOWN
 
 
-def _json(response: httpx.Response) -> Any:
-    if not response.content:
+def _check_deletes(steps: list[Step]) -> None:
+    """Stop tracking is per product: refuse it when the same request writes another variant."""
+    writes = {s.product: s.op.item for s in steps if s.op.kind is not OpKind.DELETE}
+    for step in steps:
+        if step.op.kind is OpKind.DELETE and step.product in writes:
+            step.error = (
+                f"cannot stop tracking {step.op.item}: Zettle tracks whole products, and product "
+                f"{step.product} also holds {writes[step.product]}, which this apply writes; "
+                "keep the position in the stock file or delete every variant of the product"
+            )
+
+
+def _changed(before: Live, now: Live, variant: str) -> bool | None:
+    """Whether the variant's v3 last-change stamp moved; None when the API gives none (v1/v2)."""
+    if not before.updated and not now.updated:
         return None
-    try:
-        return response.json()
-    except ValueError as exc:
-        raise VendorRejected(
-            f"Zettle answered {response.request.method} {response.request.url.path} with a body that is not JSON",
-            status=response.status_code, body=response.text,
-        ) from exc
+    return before.updated.get(variant) != now.updated.get(variant)
 
 
-def _balances(entries: Any, target: str) -> dict[str, int]:
-    """variant uuid -> balance from a Zettle ``variants`` list (entries without a variant are skipped)."""
-    out: dict[str, int] = {}
-    for entry in entries if isinstance(entries, list) else []:
-        if isinstance(entry, dict) and entry.get("variantUuid"):
-            out[str(entry["variantUuid"]).lower()] = _int(entry.get("balance"), target)
-    return out
+def _api_version(ctx: TargetContext) -> str:
+    store_choice(ctx)  # checks the options and the location id
+    return str(ctx.options.get("api_version", "v3")).strip().lower()
 
 
 def _tolerance(ctx: TargetContext) -> int:
@@ -372,15 +376,6 @@ def _tolerance(ctx: TargetContext) -> int:
             "reconciler.yaml", hint="It is how many units live stock may move between plan and apply unreported.",
         )])
     return value
-
-
-def _int(value: Any, target: str) -> int:
-    """A balance as Zettle sends it: a number, or a string holding one."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError) as exc:
-        raise VendorRejected(f"{target}: Zettle sent the balance {value!r}, which is not a number", body=json.dumps(value)) from exc
-    return int(number)
 
 
 CONNECTOR = ZettleConnector

@@ -23,6 +23,8 @@ VIRTUAL_TYPES = frozenset({"BIN", "SOLD", "SUPPLIER"})
 _NAMESPACE = uuid.UUID("6c1e3f0e-2b51-5c39-9d0a-0f6a3c2e7a11")
 DEFAULT_ORGANIZATION_UUID = str(uuid.uuid5(_NAMESPACE, "organization"))
 DEFAULT_STORE_UUID = str(uuid.uuid5(_NAMESPACE, "location:STORE"))
+# The location id a stock repository writes for "the organisation's STORE, discovered".
+STORE_ALIAS = "STORE"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -161,6 +163,10 @@ class ZettleStore:
                     (given.get(kind) or derived_uuid(store, kind), kind, kind, "System generated location "),
                 )
 
+    def store_uuid_or_default(self) -> str:
+        rows = self.db.query("SELECT uuid FROM locations WHERE type = 'STORE'")
+        return rows[0]["uuid"] if rows else DEFAULT_STORE_UUID
+
     def locations(self) -> list[Location]:
         rows = self.db.query("SELECT uuid, type, name, description FROM locations")
         found = [Location(r["uuid"], r["type"], r["name"], r["description"]) for r in rows]
@@ -200,6 +206,12 @@ class ZettleStore:
                     f"locations[{index}]: a second {kind} location",
                     "Zettle v1/v2 has exactly one location of each type (one STORE).",
                 )
+            if kind == "STORE" and str(entry.get("id")).upper() == STORE_ALIAS:
+                # A repository that lets the connector discover the STORE writes `STORE` as its id
+                # (reconciler sandbox up builds fixtures from it): keep the generated UUID.
+                given[kind] = self.store_uuid_or_default()
+                self.update_options({"store_alias": STORE_ALIAS})
+                continue
             given[kind] = _fixture_uuid(entry.get("id"), f"locations[{index}].id")
         if given:
             if "STORE" not in given:
@@ -209,7 +221,9 @@ class ZettleStore:
 
     def _load_stock_record(self, index: int, record: Mapping[str, Any], store: str, tracked: dict[str, bool]) -> None:
         where = f"stock[{index}]"
-        if _fixture_uuid(record.get("location"), f"{where}.location") != store:
+        given = record.get("location")
+        location = store if str(given).upper() == STORE_ALIAS else _fixture_uuid(given, f"{where}.location")
+        if location != store:
             raise _fixture_problem(
                 f"{where}.location: {record.get('location')!r} is not the STORE location {store}",
                 "Only the STORE location holds stock in Zettle v1/v2.",
@@ -275,6 +289,16 @@ class ZettleStore:
             for r in rows
             if (wanted is None or r["product_uuid"] in wanted) and (since is None or r["updated_at"] > since)
         ]
+
+    def tracked_variants(self) -> list[dict[str, Any]]:
+        """Every variant of a tracked product, zero balances included, in catalogue order (the v3
+        stock listing), with its low-stock settings and last change time."""
+        rows = self.db.query(
+            "SELECT v.uuid, v.product_uuid, v.balance, v.updated_at, l.level, l.alert FROM variants v "
+            "JOIN products p ON p.uuid = v.product_uuid LEFT JOIN low_stock l ON l.variant_uuid = v.uuid "
+            "WHERE p.tracked = 1 ORDER BY p.rowid, v.rowid"
+        )
+        return [dict(r) for r in rows]
 
     def balance(self, variant: str) -> int:
         rows = self.db.query("SELECT balance FROM variants WHERE uuid = ?", (variant,))

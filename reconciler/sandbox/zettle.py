@@ -34,6 +34,7 @@ from reconciler.sandbox._zettle_requests import (
     parse_read_filter,
     resolve_moves,
 )
+from reconciler.sandbox._zettle_v3 import V3_OPTIONS, ZettleV3, check_v3_options
 from reconciler.sandbox._zettle_store import SCHEMA, Location, Move, ZettleStore, normalize_uuid
 
 ORG = "/organizations/{org}"
@@ -41,6 +42,8 @@ KNOWN_OPTIONS = {
     "organization_uuid": "the organization UUID accepted in place of 'self' in /organizations/self/...",
     "dedupe_external_uuid": "replay the first answer for a repeated externalUuid (NOT known Zettle behaviour)",
     "retry_after": "send a Retry-After header (faults.retry_after_s) with the simulated 429",
+    "store_alias": "set by fixtures whose STORE id is the word STORE: inspect_stock reports the STORE so",
+    **V3_OPTIONS,
 }
 Handler = Callable[["ZettleSimulator", Request], Awaitable[Response]]
 
@@ -51,6 +54,7 @@ def _endpoint(fn: Handler) -> Handler:
     @functools.wraps(fn)
     async def wrapper(self: ZettleSimulator, request: Request) -> Response:
         try:
+            self._check_v1v2_gone(request)
             self._check_organization(request.path_params.get("org"))
             return await fn(self, request)
         except ZettleApiError as exc:
@@ -79,7 +83,7 @@ def _plain_number(value: float | None) -> float | int | None:
     return int(value) if value is not None and float(value).is_integer() else value
 
 
-class ZettleSimulator(Simulator):
+class ZettleSimulator(ZettleV3, Simulator):
     kind = "zettle"
     default_token = "zettle-sandbox-token"
     schema = SCHEMA
@@ -87,6 +91,7 @@ class ZettleSimulator(Simulator):
     def __init__(self, *, options: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         """``options`` (also accepted as ``fixtures["options"]``, persisted in the state): see KNOWN_OPTIONS."""
         self._check_options(options or {})
+        self._cursors: dict[str, tuple[str, int, int]] = {}  # issued /v3/stock cursors (lost on restart)
         super().__init__(**kwargs)
         self.store.ensure_locations()
         if options:
@@ -104,6 +109,9 @@ class ZettleSimulator(Simulator):
                 f"unknown zettle sandbox option(s): {', '.join(unknown)}", file="zettle options",
                 hint=f"Known options: {', '.join(sorted(KNOWN_OPTIONS))}.",
             )])
+        problems = check_v3_options(dict(options))
+        if problems:
+            raise ConfigError([Problem(p, file="zettle options") for p in problems])
         org = options.get("organization_uuid")
         if org is not None and normalize_uuid(org) is None:
             raise ConfigError([Problem(f"organization_uuid {org!r} is not a UUID", file="zettle options")])
@@ -141,7 +149,7 @@ class ZettleSimulator(Simulator):
         return JSONResponse({"developerMessage": "Service unavailable (injected by the sandbox)"}, status_code=503)
 
     def inspect_stock(self) -> list[dict[str, Any]]:
-        store = self.store.store().uuid
+        store = self.option("store_alias") or self.store.store().uuid
         records = []
         for row in self.store.all_variants():
             record: dict[str, Any] = {
@@ -200,10 +208,17 @@ class ZettleSimulator(Simulator):
             table.append((f"{prefix}/locations/{{loc}}", self.get_low_stock, "GET"))
             table.append((f"{prefix}/locations/{{loc}}/products/{{product}}", self.get_low_stock, "GET"))
         routes = [route for path, endpoint, method in table for route in _both(path, endpoint, method)]
-        return routes + [Route("/_sandbox/movements", self._movements_endpoint, methods=["GET"])]
+        return routes + self.v3_routes() + [Route("/_sandbox/movements", self._movements_endpoint, methods=["GET"])]
 
     async def _movements_endpoint(self, request: Request) -> Response:
         return JSONResponse({"test_only": True, "movements": self.movements()})
+
+    def _check_v1v2_gone(self, request: Request) -> None:
+        path = request.url.path
+        if self.option("v1v2") == "gone" and (path.startswith("/organizations/") or path.rstrip("/") == "/inventory"):
+            # One plausible fate of the deprecated paths (Zettle: available "until 31 May, 2023").
+            raise ZettleApiError(404, "The v1/v2 inventory endpoints are retired; use the v3 API (/v3/...)",
+                                 "ENTITY_NOT_FOUND")
 
     def _check_organization(self, org: str | None) -> None:
         if org is None or org == "self":
