@@ -6,9 +6,16 @@ one item per request, identified by ``upc`` or by ``sku`` + ``size`` + ``width``
 ``{"error": "Missing required field: <name>"}`` (the seed shows ``sku``: a body without ``upc``
 falls back to the sku+size+width lookup and names the first of those that is missing).
 
-ASSUMPTIONS (see docs/sandboxes/runfree.md): the missing-field error is HTTP 400; a bad or missing
-token is 401 ``{"error": ...}``; an unknown product or store is 404 ``{"error": ...}``; a wrong
-type is 400; success is 200 ``{"success": true}`` (the shape of Run Free's Relay API).
+Run Free documents no HTTP status for its errors and no success body, so both are switches
+(see docs/sandboxes/runfree.md), and the connector is tested against every setting:
+
+- ``error_status`` "200" (the default, the strict reading: the error comes back with 200, so a
+  client that trusts the status records a failure as applied) or "4xx" (ASSUMED codes: 400 for a
+  missing or bad field, 401 for a bad or missing token, 404 for an unknown product or store).
+  Every error body is ``{"error": ...}`` either way.
+- ``success_body`` "relay" (the default: 200 ``{"success": true}``, the shape of Run Free's Relay
+  API), "empty" (200 with no body) or "unknown" (200 ``{"status": "queued"}``, a shape no client
+  can recognise).
 
 There is no read API: stock is visible only through the TEST-ONLY ``GET /_sandbox/stock``, whose
 records name the item as ``{"upc": ...}``.
@@ -47,10 +54,34 @@ class RunFreeError(VendorAnswer):
     """Run Free's error answer, ``{"error": message}``."""
 
 
+ERROR_STATUSES = ("200", "4xx")
+SUCCESS_BODIES = ("relay", "empty", "unknown")
+
+
 class RunFreeSimulator(Simulator):
     kind = "runfree"
     default_token = "runfree-sandbox-token"
     schema = SCHEMA
+
+    def __init__(self, *, error_status: str | int = "200", success_body: str = "relay", **kwargs: Any) -> None:
+        # str(): `-o error_status=200` arrives as a number
+        self.error_status, self.success_body = str(error_status), str(success_body)
+        if self.error_status not in ERROR_STATUSES:
+            raise ValueError(f"error_status must be one of {', '.join(ERROR_STATUSES)}, not {error_status!r}")
+        if self.success_body not in SUCCESS_BODIES:
+            raise ValueError(f"success_body must be one of {', '.join(SUCCESS_BODIES)}, not {success_body!r}")
+        super().__init__(**kwargs)
+
+    def _error(self, exc: RunFreeError) -> Response:
+        status = 200 if self.error_status == "200" else exc.status
+        return JSONResponse(exc.body(), status_code=status)
+
+    def _success(self) -> Response:
+        if self.success_body == "empty":
+            return Response(status_code=200)
+        if self.success_body == "unknown":
+            return JSONResponse({"status": "queued"})
+        return JSONResponse({"success": True})
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -63,7 +94,7 @@ class RunFreeSimulator(Simulator):
         scheme, _, token = header.partition(" ")
         if scheme.lower() == "bearer" and token.strip() == self.token:
             return None
-        return RunFreeError(401, "Invalid or missing Bearer token").response()
+        return self._error(RunFreeError(401, "Invalid or missing Bearer token"))
 
     def rate_limited_response(self, request: Request) -> Response:
         return JSONResponse({"error": "Too Many Requests"}, status_code=429,
@@ -80,14 +111,14 @@ class RunFreeSimulator(Simulator):
             if not self.db.query("SELECT 1 FROM stores WHERE code = ?", (store,)):
                 raise RunFreeError(404, f"Store not found: {store}")
         except RunFreeError as exc:
-            return exc.response()
+            return self._error(exc)
         with self.db.transaction() as conn:
             conn.execute(
                 "INSERT INTO stock (store, upc, quantity) VALUES (?, ?, ?) "
                 "ON CONFLICT(store, upc) DO UPDATE SET quantity = excluded.quantity",
                 (store, upc, quantity),
             )
-        return JSONResponse({"success": True})
+        return self._success()
 
     def _lookup(self, body: Mapping[str, Any]) -> str:
         """The product's UPC, found by ``upc`` or else by sku + size + width."""
