@@ -27,11 +27,11 @@ Answers to ``PUT /inventory`` (no success body is documented) are read, not trus
 
 from __future__ import annotations
 
-import json
 from typing import Any, Callable, Mapping, Sequence
 
 import httpx
 
+from reconciler.connectors._answers import error_message, parse_json
 from reconciler.connectors._http import RetryPolicy, VendorHTTP
 from reconciler.connectors.base import Connector, OpResult, Outcome, TargetContext
 from reconciler.errors import ConfigError, NotSupported, Problem, VendorRejected
@@ -289,7 +289,7 @@ def judge_put(op_id: str, item: str, sent: int, status: int, text: str, location
         return OpResult(op_id, Outcome.FAILED, text, f"the feed answered HTTP {status} with an error: {said}")
     if not text.strip():
         return OpResult(op_id, Outcome.APPLIED, f"HTTP {status}, no body (taken as success: ASSUMED, undocumented)")
-    data = _json(text)
+    data = parse_json(text)
     products = data.get("products") if isinstance(data, dict) else None
     if isinstance(products, list):
         echoed = {p.get("id"): p.get("quantity") for p in products if isinstance(p, dict)}
@@ -310,32 +310,13 @@ def judge_flags(op_id: str, flags: Mapping[str, list[bool]], status: int, text: 
     said = error_message(text)
     if said is not None:
         return OpResult(op_id, Outcome.FAILED, text, f"the feed answered HTTP {status} with an error: {said}")
-    data = _json(text)
+    data = parse_json(text)
     inventory = data.get("inventory") if isinstance(data, dict) else None
     if isinstance(inventory, dict) and all(_flag(inventory.get(k)) == v[0] for k, v in flags.items()):
         return OpResult(op_id, Outcome.APPLIED, text)
     return OpResult(op_id, Outcome.IN_DOUBT, text, (
         f"the feed's answer (HTTP {status}) does not show the flags that were sent, so whether they were set is "
         f"unknown: {text!r}. Check the item, then settle it with `reconciler resolve`."))
-
-
-def error_message(text: str) -> str | None:
-    """The message of an ``{"error": ...}`` / ``{"errors": ...}`` body, else None."""
-    data = _json(text)
-    if not isinstance(data, dict):
-        return None
-    for key in ("error", "errors"):
-        value = data.get(key)
-        if value not in (None, "", False, [], {}):
-            return value if isinstance(value, str) else json.dumps(value)
-    return None
-
-
-def _json(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
 
 
 def flag_fields(settings: Settings | None) -> dict[str, list[bool]]:

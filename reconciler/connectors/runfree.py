@@ -25,11 +25,11 @@ Answers (docs/connectors/runfree.md). Run Free documents one answer only, the er
 
 from __future__ import annotations
 
-import json
-from typing import Any, Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import httpx
 
+from reconciler.connectors._answers import error_message, parse_json
 from reconciler.connectors._http import RetryPolicy, VendorHTTP
 from reconciler.connectors.base import Connector, OpResult, Outcome, TargetContext
 from reconciler.errors import NotSupported, VendorRejected
@@ -112,7 +112,7 @@ class RunFreeConnector(Connector):
             response = self.http.request("POST", PATH, json=body, idempotent=True)  # absolute: safe to resend
         except VendorRejected as exc:
             text = exc.body or ""
-            said = error_message(text)
+            said = error_message(text, ("error",))
             return OpResult(op.id, Outcome.FAILED, text,
                             f"Run Free refused it (HTTP {exc.status}): {said}" if said else text or exc.message)
         return judge(op.id, response.status_code, self.http.scrub(response.text))
@@ -120,12 +120,12 @@ class RunFreeConnector(Connector):
 
 def judge(op_id: str, status: int, text: str) -> OpResult:
     """The outcome a 2xx answer's body says (see the module doc): the status alone proves nothing."""
-    said = error_message(text)
+    said = error_message(text, ("error",))
     if said is not None:
         return OpResult(op_id, Outcome.FAILED, text, f"Run Free answered HTTP {status} with an error: {said}")
     if not text.strip():
         return OpResult(op_id, Outcome.APPLIED, f"HTTP {status}, no body (taken as success: ASSUMED, undocumented)")
-    data = _json(text)
+    data = parse_json(text)
     if isinstance(data, dict) and data.get("success") is True:
         return OpResult(op_id, Outcome.APPLIED, text)
     if isinstance(data, dict) and data.get("success") is False:
@@ -134,22 +134,6 @@ def judge(op_id: str, status: int, text: str) -> OpResult:
         f"Run Free answered HTTP {status} with a body of no known shape, so whether the quantity was set is "
         f"unknown: {text!r}. Check the store's stock in Run Free, then settle it with `reconciler resolve` "
         "(the write is absolute: sending it again is harmless)."))
-
-
-def error_message(text: str) -> str | None:
-    """The message of a ``{"error": ...}`` body (Run Free's documented error), else None."""
-    data = _json(text)
-    if isinstance(data, dict) and "error" in data and data["error"] not in (None, "", False):
-        error = data["error"]
-        return error if isinstance(error, str) else json.dumps(error)
-    return None
-
-
-def _json(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
 
 
 CONNECTOR = RunFreeConnector
