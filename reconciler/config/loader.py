@@ -190,6 +190,8 @@ def check_targets(config: RepoConfig, data: LineDict | None) -> list[Problem]:
                 problems.append(Problem(f"target {name!r} ({target.kind}) needs options.{option}", CONFIG_FILE,
                                         line_of("options") or line_of("kind"),
                                         f"Add `options: {{{', '.join(o + ': <' + o + '>' for o in KINDS[target.kind].required_options)}}}` to the target."))
+        if KINDS[target.kind].target_check is not None:
+            problems += KINDS[target.kind].target_check(name, target, raw)
     return problems
 
 

@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from reconciler.errors import ConfigError, Problem
-from reconciler.sandbox._core import Simulator, VendorAnswer
+from reconciler.sandbox._core import REFUSED_SCOPE_KEY, Simulator, VendorAnswer
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS stores (code TEXT PRIMARY KEY, name TEXT NOT NULL);
@@ -111,6 +111,7 @@ class RunFreeSimulator(Simulator):
             if not self.db.query("SELECT 1 FROM stores WHERE code = ?", (store,)):
                 raise RunFreeError(404, f"Store not found: {store}")
         except RunFreeError as exc:
+            request.scope[REFUSED_SCOPE_KEY] = True
             return self._error(exc)
         with self.db.transaction() as conn:
             conn.execute(
