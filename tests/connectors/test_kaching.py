@@ -270,8 +270,11 @@ def test_over_loopback_and_deltas_unverifiable(sim: KachingSimulator) -> None:
 E2E_ENV = {"E2E_KACHING_KEY": APIKEY}
 
 
-def e2e_repo(root: Path, url: str, cph_id: str = "store-cph", prune: bool = False) -> Path:
+def e2e_repo(root: Path, url: str, cph_id: str = "store-cph", prune: bool = False, pasted: bool = False) -> Path:
     (root / "stock").mkdir(parents=True)
+    ids = "account=sandbox-account&integration=sandbox-stock-queue"
+    url, options = (f"{url}/imports/stock?{ids}", "{}") if pasted else (
+        url, "{account: sandbox-account, integration: sandbox-stock-queue}")
     (root / "reconciler.yaml").write_text(textwrap.dedent(f"""\
         version: 1
         locations: {{copenhagen: {{}}, aarhus: {{}}}}
@@ -282,7 +285,7 @@ def e2e_repo(root: Path, url: str, cph_id: str = "store-cph", prune: bool = Fals
             credentials_env: E2E_KACHING_KEY
             prune: {str(prune).lower()}
             locations: {{copenhagen: "{cph_id}", aarhus: "store-aar"}}
-            options: {{account: sandbox-account, integration: sandbox-stock-queue}}
+            options: {options}
         """))
     (root / "stock" / "catalog.yaml").write_text(textwrap.dedent("""\
         items:
@@ -350,6 +353,23 @@ def test_e2e_plan_apply_move_and_sales(tmp_path: Path, sandbox: SandboxProcess, 
     httpx.post(sandbox.url + "/_sandbox/sell", json={"count": 2})
     assert apply_saved_plan(repo, replace, env=E2E_ENV).ok
     assert live_stock(sandbox)[("store-cph", "tee/s")] == 8
+
+
+def test_e2e_with_the_pasted_back_office_url(tmp_path: Path, sandbox: SandboxProcess,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.config import load_project
+    from reconciler.sandbox._process import planned_sandboxes
+    from reconciler.workflow import apply_saved_plan, plan_project
+
+    monkeypatch.delenv("RECONCILER_STATE", raising=False)
+    repo = e2e_repo(tmp_path / "repo", sandbox.url, pasted=True)
+    assert apply_saved_plan(repo, plan_project(repo, env=E2E_ENV), env=E2E_ENV).ok
+    assert live_stock(sandbox)[("store-cph", "tee/s")] == 10
+    assert not plan_project(repo, env=E2E_ENV).has_changes
+    # `reconciler sandbox up` starts a sandbox that accepts the account and integration of the url
+    [planned] = planned_sandboxes(load_project(repo))
+    assert planned.options == {"account": "sandbox-account", "integration": "sandbox-stock-queue"}
+    assert planned.url == sandbox.url
 
 
 def test_e2e_unknown_location_error_verbatim(tmp_path: Path, sandbox: SandboxProcess, monkeypatch: pytest.MonkeyPatch) -> None:
