@@ -57,6 +57,11 @@ def _kaching_id(value: Any) -> tuple[ItemId | None, str | None]:
 
 def _runfree_id(value: Any) -> tuple[ItemId | None, str | None]:
     ids, _ = _fields_id(value, ("upc",), ())
+    if ids is None and isinstance(value, Mapping) and value.get("width") == "":
+        # apparel without a width: sent as "" (whether Run Free accepts it is unknown,
+        # docs/connectors/runfree.md); sku and size must still be there
+        ids, _ = _fields_id({**value, "width": "-"}, ("sku", "size", "width"), ())
+        ids = {**ids, "width": ""} if ids else None
     if ids is None:
         ids, _ = _fields_id(value, ("sku", "size", "width"), ())
     if ids:

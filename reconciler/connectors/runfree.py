@@ -79,7 +79,9 @@ class RunFreeConnector(Connector):
         if isinstance(ids, Mapping):
             if ids.get("upc"):
                 return {"upc": str(ids["upc"])}
-            if all(ids.get(k) for k in LOOKUP):
+            # width is sent as configured, "" included: whether Run Free takes an empty width is
+            # unknown (its Relay API's apparel examples use one; the sandbox offers both answers)
+            if ids.get("sku") and ids.get("size") and isinstance(ids.get("width"), str):
                 return {k: str(ids[k]) for k in LOOKUP}
         raise NotSupported(
             f"operation {op.id}: item {op.item!r} needs {{upc}} or {{sku, size, width}} in target {self.ctx.name!r}",

@@ -16,6 +16,9 @@ Run Free documents no HTTP status for its errors and no success body, so both ar
 - ``success_body`` "relay" (the default: 200 ``{"success": true}``, the shape of Run Free's Relay
   API), "empty" (200 with no body) or "unknown" (200 ``{"status": "queued"}``, a shape no client
   can recognise).
+- ``empty_width`` "refuse" (the default: the article lists ``width`` among the required lookup
+  fields, so ``"width": ""`` is "Missing required field: width") or "accept" (an empty width
+  finds a product without one, as Run Free's Relay API examples write apparel).
 
 There is no read API: stock is visible only through the TEST-ONLY ``GET /_sandbox/stock``, whose
 records name the item as ``{"upc": ...}``.
@@ -56,6 +59,7 @@ class RunFreeError(VendorAnswer):
 
 ERROR_STATUSES = ("200", "4xx")
 SUCCESS_BODIES = ("relay", "empty", "unknown")
+EMPTY_WIDTHS = ("refuse", "accept")
 
 
 class RunFreeSimulator(Simulator):
@@ -63,13 +67,15 @@ class RunFreeSimulator(Simulator):
     default_token = "runfree-sandbox-token"
     schema = SCHEMA
 
-    def __init__(self, *, error_status: str | int = "200", success_body: str = "relay", **kwargs: Any) -> None:
+    def __init__(self, *, error_status: str | int = "200", success_body: str = "relay", empty_width: str = "refuse",
+                 **kwargs: Any) -> None:
         # str(): `-o error_status=200` arrives as a number
-        self.error_status, self.success_body = str(error_status), str(success_body)
-        if self.error_status not in ERROR_STATUSES:
-            raise ValueError(f"error_status must be one of {', '.join(ERROR_STATUSES)}, not {error_status!r}")
-        if self.success_body not in SUCCESS_BODIES:
-            raise ValueError(f"success_body must be one of {', '.join(SUCCESS_BODIES)}, not {success_body!r}")
+        self.error_status, self.success_body, self.empty_width = str(error_status), str(success_body), str(empty_width)
+        for name, value, allowed in (("error_status", self.error_status, ERROR_STATUSES),
+                                     ("success_body", self.success_body, SUCCESS_BODIES),
+                                     ("empty_width", self.empty_width, EMPTY_WIDTHS)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
         super().__init__(**kwargs)
 
     def _error(self, exc: RunFreeError) -> Response:
@@ -129,7 +135,8 @@ class RunFreeSimulator(Simulator):
                 raise RunFreeError(404, f"Product not found: upc {upc}")
             return upc
         for name in LOOKUP_FIELDS:
-            if not _present(body.get(name)):
+            empty_ok = name == "width" and self.empty_width == "accept" and body.get(name) == ""
+            if not (_present(body.get(name)) or empty_ok):
                 raise RunFreeError(400, f"Missing required field: {name}")
         key = tuple(_text(body, name) for name in LOOKUP_FIELDS)
         rows = self.db.query("SELECT upc FROM products WHERE sku = ? AND size = ? AND width = ?", key)
@@ -148,7 +155,9 @@ class RunFreeSimulator(Simulator):
                              (str(loc["id"]), str(loc.get("name") or loc["id"])))
             for index, item in enumerate(fixtures.get("items") or []):
                 ids = item.get("id")
-                if not (isinstance(ids, Mapping) and all(_present(ids.get(k)) for k in ("upc", *LOOKUP_FIELDS))):
+                # width may be "" (apparel without one); the others must be there
+                if not (isinstance(ids, Mapping) and all(_present(ids.get(k)) for k in ("upc", "sku", "size"))
+                        and isinstance(ids.get("width"), (str, int))):
                     raise _fixture_problem(f"items[{index}].id", ids, "a mapping with upc, sku, size and width")
                 conn.execute("INSERT OR REPLACE INTO products (upc, sku, size, width, name) VALUES (?, ?, ?, ?, ?)",
                              (*(str(ids[k]) for k in ("upc", *LOOKUP_FIELDS)), str(item.get("name") or ids["sku"])))
@@ -214,7 +223,7 @@ def _text(body: Mapping[str, Any], name: str) -> str:
 def _fixture_upc(conn: Any, value: Any, where: str) -> str:
     if isinstance(value, Mapping) and _present(value.get("upc")):
         row = conn.execute("SELECT upc FROM products WHERE upc = ?", (str(value["upc"]),)).fetchone()
-    elif isinstance(value, Mapping) and all(_present(value.get(k)) for k in LOOKUP_FIELDS):
+    elif isinstance(value, Mapping) and _present(value.get("sku")) and _present(value.get("size")) and "width" in value:
         row = conn.execute("SELECT upc FROM products WHERE sku = ? AND size = ? AND width = ?",
                            tuple(str(value[k]) for k in LOOKUP_FIELDS)).fetchone()
     else:

@@ -84,3 +84,16 @@ def test_supplier_read_api_takes_none_or_assumed(config_repo: RepoFactory) -> No
     assert lines[0] == ("reconciler.yaml:21: options.read_api of target 'ls' (lightspeed-supplier) must be none or "
                         "assumed, not 'always'. Leave it out (write-only: the documented API) or write `read_api: assumed` "
                         "to use the unverified read path (docs/connectors/lightspeed-supplier.md).")
+
+
+def test_a_run_free_width_may_be_empty_but_sku_and_size_may_not(config_repo: RepoFactory) -> None:
+    config = BASE_CONFIG + ("  rf:\n    kind: runfree\n    url: http://127.0.0.1:8705\n    credentials_env: RF_TOKEN\n"
+                            "    locations: {oslo: \"3\"}\n")
+    good = BASE_CATALOG + '      rf: {sku: TEE, size: M, width: ""}\n'
+    assert validate(config_repo({"reconciler.yaml": config, "stock/catalog.yaml": good}))[0] == 0
+    ctx = load_project(config_repo({"reconciler.yaml": config, "stock/catalog.yaml": good})).target_context(
+        "rf", env={"RF_TOKEN": "t"})
+    assert ctx.item_ids["BLUE-L"] == {"sku": "TEE", "size": "M", "width": ""}
+    bad = BASE_CATALOG + '      rf: {sku: TEE, size: "", width: ""}\n'
+    code, lines = validate(config_repo({"reconciler.yaml": config, "stock/catalog.yaml": bad}))
+    assert code == 1 and lines[0].startswith("stock/catalog.yaml:9: the id of 'BLUE-L' in target 'rf' must be")

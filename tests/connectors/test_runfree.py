@@ -143,6 +143,24 @@ def test_each_plausible_success_body(success_body: str, outcome: Outcome) -> Non
     sim.close()
 
 
+@pytest.mark.parametrize(("empty_width", "outcome"), [("refuse", Outcome.FAILED), ("accept", Outcome.APPLIED)])
+def test_an_empty_width_is_sent_as_configured_against_each_plausible_answer(empty_width: str, outcome: Outcome) -> None:
+    """Whether Run Free takes "width": "" is unknown: the connector sends it as configured and
+    reports what Run Free says, never guesses another width."""
+    tee = {"upc": "000000000099", "sku": "TEE", "size": "M", "width": ""}
+    sim = RunFreeSimulator(token=TOKEN, fixtures={**fixtures(), "items": [*fixtures()["items"], {"id": tee}]},
+                           empty_width=empty_width)
+    conn = RunFreeConnector(context(items={"TEE-M": {"sku": "TEE", "size": "M", "width": ""}}),
+                            transport=sim.wsgi_transport(), retry=FAST)
+    [result] = run(conn, op(OpKind.RESET, "TEE-M", expected=6))
+    assert result.outcome is outcome
+    if outcome is Outcome.FAILED:
+        assert "Missing required field: width" in (result.error or "")
+    assert stock(sim).get(("3", "000000000099")) == (6 if outcome is Outcome.APPLIED else None)
+    conn.close()
+    sim.close()
+
+
 def test_a_gateway_error_after_the_commit_is_resent_because_the_write_is_absolute(sim: RunFreeSimulator) -> None:
     """Commit, then 502/504 over real HTTP: the absolute write is sent again; nothing is doubled
     (setting 9 twice is 9)."""

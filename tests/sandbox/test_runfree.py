@@ -176,11 +176,27 @@ def test_success_body_switch(success_body: str, status: int, text: str) -> None:
     sim.close()
 
 
+@pytest.mark.parametrize(("empty_width", "answer", "quantity"),
+                         [("refuse", {"error": "Missing required field: width"}, None), ("accept", {"success": True}, 6)])
+def test_empty_width_switch(empty_width: str, answer: dict[str, object], quantity: int | None) -> None:
+    tee = {"upc": "000000000099", "sku": "TEE", "size": "M", "width": ""}
+    sim = RunFreeSimulator(fixtures={**FIXTURES, "items": [*FIXTURES["items"], {"id": tee}]}, empty_width=empty_width)
+    client = httpx.Client(transport=sim.wsgi_transport(), base_url="http://sandbox",
+                          headers={"Authorization": f"Bearer {sim.default_token}"})
+    response = client.post("/api/product/inventory", json={"sku": "TEE", "size": "M", "width": "", "store": "3",
+                                                           "quantity": 6})
+    assert response.json() == answer
+    assert stock_of(sim).get(("3", tee["upc"])) == quantity
+    sim.close()
+
+
 def test_unknown_switch_values_are_refused() -> None:
     with pytest.raises(ValueError, match="error_status"):
         RunFreeSimulator(error_status="500")
     with pytest.raises(ValueError, match="success_body"):
         RunFreeSimulator(success_body="maybe")
+    with pytest.raises(ValueError, match="empty_width"):
+        RunFreeSimulator(empty_width="maybe")
 
 
 # --- sales, fixtures, persistence ---------------------------------------------------------
