@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from reconciler.config import _target_checks
+from reconciler.connectors._kaching_url import FORBIDDEN_ID_CHARS
 
 ItemId = str | Mapping[str, str]
 IdCheck = Callable[[Any], "tuple[ItemId | None, str | None]"]
@@ -40,8 +41,6 @@ def _zettle_id(value: Any) -> tuple[ItemId | None, str | None]:
 
 
 def _kaching_id(value: Any) -> tuple[ItemId | None, str | None]:
-    from reconciler.connectors._kaching_url import FORBIDDEN_ID_CHARS
-
     # A bare string is shorthand for {product: ...}; connectors always receive the mapping.
     if isinstance(value, str) and value.strip():
         value = {"product": value}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from reconciler.config._yaml import LineDict
+from reconciler.connectors._kaching_url import ID_PARAMS, bad_id_chars, parse_url
 from reconciler.errors import Problem
 
 CONFIG_FILE = "reconciler.yaml"
@@ -23,8 +24,6 @@ def _lines(raw: Any) -> Callable[[str], int | None]:
 def kaching(name: str, target: Any, raw: Any) -> list[Problem]:
     """The pasted Back Office URL (no apikey in it), account and integration from the url or the
     options, and stock location ids Ka-ching can store."""
-    from reconciler.connectors._kaching_url import ID_PARAMS, bad_id_chars, parse_url
-
     line_of = _lines(raw)
     problems: list[Problem] = []
     url = parse_url(target.url) if target.url else None
