@@ -31,6 +31,11 @@ def kaching(name: str, target: Any, raw: Any) -> list[Problem]:
         problems += [Problem(f"the url of target {name!r} (kaching): {text}", CONFIG_FILE, line_of("url"), KACHING_HINT)
                      for text in url.problems]
     from_url = url.params if url is not None else {}
+    if any(str(key).lower() == "apikey" for key in target.options):
+        problems.append(Problem(f"options of target {name!r} (kaching) hold the apikey, a secret that must not be "
+                                "committed to git", CONFIG_FILE, line_of("options"),
+                                "Delete it and put the key in the environment variable named by credentials_env "
+                                "(revoke the key if this file was ever pushed)."))
     for option in ID_PARAMS:
         value = target.options.get(option)
         if value is not None and (not isinstance(value, str) or not value.strip()):

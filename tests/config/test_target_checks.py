@@ -44,6 +44,14 @@ def test_a_url_holding_the_apikey_is_a_validate_error_that_never_shows_the_key(c
     assert not any(APIKEY in line for line in lines)
 
 
+def test_an_apikey_under_options_is_refused_too(config_repo: RepoFactory) -> None:
+    config = kaching_config(PASTED, f"    options: {{apikey: {APIKEY}}}\n")
+    code, lines = validate(config_repo({"reconciler.yaml": config}))
+    assert code == 1
+    assert lines[0].startswith("reconciler.yaml:21: options of target 'kc' (kaching) hold the apikey, a secret")
+    assert not any(APIKEY in line for line in lines)
+
+
 def test_other_queues_adjustment_and_conflicting_ids_are_located(config_repo: RepoFactory) -> None:
     products = PASTED.replace("/imports/stock", "/imports/products") + "&adjustment=true"
     code, lines = validate(config_repo({"reconciler.yaml": kaching_config(
