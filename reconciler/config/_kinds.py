@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from reconciler.config import _target_checks
+from reconciler.connectors._kaching_url import FORBIDDEN_ID_CHARS
+
 ItemId = str | Mapping[str, str]
 IdCheck = Callable[[Any], "tuple[ItemId | None, str | None]"]
 
@@ -40,13 +43,24 @@ def _zettle_id(value: Any) -> tuple[ItemId | None, str | None]:
 def _kaching_id(value: Any) -> tuple[ItemId | None, str | None]:
     # A bare string is shorthand for {product: ...}; connectors always receive the mapping.
     if isinstance(value, str) and value.strip():
-        return {"product": value}, None
+        value = {"product": value}
     ids, _ = _fields_id(value, ("product",), ("variant",))
-    return (ids, None) if ids else (None, "a mapping {product: <id>} or {product: <id>, variant: <id>} of quoted strings")
+    if ids is None:
+        return None, "a mapping {product: <id>} or {product: <id>, variant: <id>} of quoted strings"
+    if any(c in FORBIDDEN_ID_CHARS for v in ids.values() for c in v):
+        # Ka-ching keeps ids as keys of its database, which cannot hold these characters
+        # (developers.ka-ching.dk/expenses-import-integration)
+        return None, "ids without any of . / # $ * [ ] (Ka-ching cannot store them)"
+    return ids, None
 
 
 def _runfree_id(value: Any) -> tuple[ItemId | None, str | None]:
     ids, _ = _fields_id(value, ("upc",), ())
+    if ids is None and isinstance(value, Mapping) and value.get("width") == "":
+        # apparel without a width: sent as "" (whether Run Free accepts it is unknown,
+        # docs/connectors/runfree.md); sku and size must still be there
+        ids, _ = _fields_id({**value, "width": "-"}, ("sku", "size", "width"), ())
+        ids = {**ids, "width": ""} if ids else None
     if ids is None:
         ids, _ = _fields_id(value, ("sku", "size", "width"), ())
     if ids:
@@ -86,16 +100,19 @@ class KindRule:
     single_location: bool = False
     needs_endpoint: bool = True  # url and credentials_env are required
     required_options: tuple[str, ...] = ()
-    # checks of options and location ids beyond their shape, at validate time
-    check_target: Callable[[Mapping[str, Any], Mapping[str, Any]], list[TargetProblem]] | None = None
+    # further checks of the target's fields: (name, TargetConfig, raw YAML mapping) -> Problems
+    target_check: Callable[[str, Any, Any], list[Any]] | None = None
 
 
 KINDS: dict[str, KindRule] = {
     "xseries": KindRule(_string_id, frozenset({"reorder_point", "reorder_amount"})),
-    "lightspeed-supplier": KindRule(_string_id, frozenset({"tracking", "backordering"}), single_location=True),
+    "lightspeed-supplier": KindRule(_string_id, frozenset({"tracking", "backordering"}), single_location=True,
+                                    target_check=_target_checks.lightspeed_supplier),
     "zettle": KindRule(_zettle_id, frozenset({"low_stock_level"}), single_location=True,
-                       check_target=zettle_target_problems),
-    "kaching": KindRule(_kaching_id, required_options=("account", "integration")),
+                       target_check=lambda name, target, raw: _target_checks.from_tuples(
+                           name, zettle_target_problems(target.options, target.locations), raw)),
+    # account and integration: from the pasted url's query or the options (_target_checks.kaching)
+    "kaching": KindRule(_kaching_id, target_check=_target_checks.kaching),
     "runfree": KindRule(_runfree_id),
     # In-process target for tests: accepts every setting and any id shape.
     "memory": KindRule(

@@ -185,14 +185,13 @@ def check_targets(config: RepoConfig, data: LineDict | None) -> list[Problem]:
         line_of = raw.line_of if isinstance(raw, LineDict) else (lambda key: None)
         problems += _check_locations(name, target, config, raw)
         problems += _check_endpoint(name, target, line_of)
-        check = KINDS[target.kind].check_target
-        for field_name, message, hint in check(target.options, target.locations) if check else []:
-            problems.append(Problem(f"target {name!r}: {message}", CONFIG_FILE, line_of(field_name) or line_of("kind"), hint))
         for option in KINDS[target.kind].required_options:
             if not isinstance(target.options.get(option), str) or not target.options[option].strip():
                 problems.append(Problem(f"target {name!r} ({target.kind}) needs options.{option}", CONFIG_FILE,
                                         line_of("options") or line_of("kind"),
                                         f"Add `options: {{{', '.join(o + ': <' + o + '>' for o in KINDS[target.kind].required_options)}}}` to the target."))
+        if KINDS[target.kind].target_check is not None:
+            problems += KINDS[target.kind].target_check(name, target, raw)
     return problems
 
 

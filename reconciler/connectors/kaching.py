@@ -8,25 +8,35 @@ Write-only: Ka-ching has no documented way to read stock, so the planner plans a
             both halves are accepted or refused together
 - delete:   DELETE /imports/stock                  same shape; the values are ignored
 
-Auth is the query parameters ``account`` and ``integration`` (from the target's options) and
-``apikey`` (the credential). The http layer redacts the key from every message; this module never
-formats a URL into a message.
+Auth is the query parameters ``account`` and ``integration`` and ``apikey`` (the credential, from
+the environment only). The target's ``url`` may be the import URL pasted from Ka-ching's Back
+Office, query and all (``_kaching_url.py``): its ``account``, ``integration`` and any other
+parameters are kept; ``options.account`` / ``options.integration`` are the other way to give them.
+The http layer redacts the key from every message; this module never formats a URL into a message.
 
 Ka-ching imports asynchronously: "Import of N stock value(s) initiated" only means the queue
 accepted N values, so an operation reported applied here means "accepted by Ka-ching's queue".
-When N differs from the number of values sent, the batch is failed (absolute writes, safe to
-re-send) or in doubt (adjustments, which must not be sent twice blindly).
+The answer is read, not trusted (only the 200 ``{"status": "OK", "message": "Import of N stock
+value(s) initiated"}`` is documented, developers.ka-ching.dk/stock-import-integration):
+- N equal to the values sent: applied;
+- another N: the batch is failed (absolute writes, safe to re-send) or in doubt (adjustments, which
+  must not be sent twice blindly);
+- ``{"status": "ERROR", ...}`` or an ``error`` key, whatever the status: failed, with the message;
+- any other body: in doubt, verbatim.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 from typing import Any, Mapping, Sequence
 
 import httpx
 
+from reconciler.connectors._answers import error_message, parse_json
 from reconciler.connectors._http import VendorHTTP, redact_url
+from reconciler.connectors._kaching_url import ID_PARAMS, parse_url
 from reconciler.connectors.base import Connector, OpResult, Outcome, TargetContext
 from reconciler.errors import ConfigError, NotSupported, Problem
 from reconciler.model import Capabilities, OpKind, Operation, Record
@@ -82,25 +92,13 @@ class KachingConnector(Connector):
 
     def __init__(self, ctx: TargetContext, *, transport: httpx.BaseTransport | None = None) -> None:
         super().__init__(ctx, transport=transport)
-        self._check_options(ctx)
+        url = parse_url(ctx.base_url)
+        self.params = query_params(ctx.name, url.params, ctx.options, url.problems)
         _install_log_redaction()
-        self.http = VendorHTTP(ctx, transport, auth=self._auth)
-
-    @staticmethod
-    def _check_options(ctx: TargetContext) -> None:
-        missing = [name for name in ("account", "integration") if not ctx.options.get(name)]
-        if missing:
-            raise ConfigError([Problem(
-                f"target {ctx.name!r} (kaching) needs option(s) {', '.join(missing)}", "reconciler.yaml",
-                hint="Add them under options: of the target (account id and import-queue integration id).",
-            )])
+        self.http = VendorHTTP(replace(ctx, base_url=url.base), transport, auth=self._auth)
 
     def _auth(self, request: httpx.Request) -> None:
-        request.url = request.url.copy_merge_params({
-            "account": str(self.ctx.options["account"]),
-            "integration": str(self.ctx.options["integration"]),
-            "apikey": self.ctx.credential.reveal(),
-        })
+        request.url = request.url.copy_merge_params({**self.params, "apikey": self.ctx.credential.reveal()})
 
     def close(self) -> None:
         self.http.close()
@@ -191,19 +189,50 @@ class KachingConnector(Connector):
         return self._results(batch, mode, len(values), response)
 
     def _results(self, batch: Sequence[Operation], mode: str, sent: int, response: httpx.Response) -> list[OpResult]:
-        text = response.text
-        accepted = _initiated(response)
+        text = self.http.scrub(response.text)
+        refused = _refusal(text)
+        if refused is not None:
+            error = f"Ka-ching answered HTTP {response.status_code} with an error: {refused}"
+            return [OpResult(op.id, Outcome.FAILED, response=text, error=error) for op in batch]
+        accepted = _initiated(text)
         if accepted == sent:
             note = f"accepted by Ka-ching's import queue ({sent} value(s)); Ka-ching applies it asynchronously"
             return [OpResult(op.id, Outcome.APPLIED, response=f"{note}\n{text}") for op in batch]
-        said = f"{accepted} value(s)" if accepted is not None else "no recognisable count"
+        if accepted is None:
+            error = (f"Ka-ching answered HTTP {response.status_code} with a body of no known shape, so whether the "
+                     f"{sent} value(s) were imported is unknown: {text!r}. Check the import queue's log with Ka-ching, "
+                     "then settle it with `reconciler resolve`.")
+            return [OpResult(op.id, Outcome.IN_DOUBT, response=text, error=error) for op in batch]
         error = (
-            f"Ka-ching answered {said} initiated, but {sent} were sent in this request; "
+            f"Ka-ching answered {accepted} value(s) initiated, but {sent} were sent in this request; "
             "some values may not have been imported. Ka-ching's answer: " + text
         )
         # Re-sending an absolute import or a delete is safe; an adjustment might count twice.
         outcome = Outcome.IN_DOUBT if mode == "adjustment" else Outcome.FAILED
         return [OpResult(op.id, outcome, response=text, error=error) for op in batch]
+
+
+def query_params(target: str, from_url: Mapping[str, str], options: Mapping[str, Any],
+                 problems: Sequence[str] = ()) -> dict[str, str]:
+    """Every query parameter but the apikey: the url's, with account and integration from the url
+    or the options (one of them, or both agreeing). ConfigError when they cannot be had."""
+    found = [f"the url of target {target!r} (kaching): {p}" for p in problems]
+    params = dict(from_url)
+    for name in ID_PARAMS:
+        option = options.get(name)
+        if option not in (None, "") and params.get(name) not in (None, "", str(option)):
+            found.append(f"target {target!r} (kaching): options.{name} ({option}) differs from {name} in the url "
+                         f"({params[name]})")
+        params[name] = params.get(name) or ("" if option is None else str(option))
+    missing = [name for name in ID_PARAMS if not params[name]]
+    if missing:
+        found.append(f"target {target!r} (kaching) needs {' and '.join(missing)}")
+    if found:
+        raise ConfigError([Problem(text, "reconciler.yaml", hint=(
+            "Paste the stock import URL from Ka-ching's Back Office (Advanced Options -> Import Integrations) as "
+            "url: without its &apikey=..., or write options: {account: <id>, integration: <queue id>}; the apikey "
+            "goes in the environment variable named by credentials_env.")) for text in found])
+    return params
 
 
 def _fits(keys: set[tuple[str, str, str]], shapes: dict[tuple[str, str], bool], values: Values) -> bool:
@@ -227,17 +256,23 @@ def _body(values: Values) -> dict[str, dict[str, Any]]:
     return body
 
 
-def _initiated(response: httpx.Response) -> int | None:
+def _initiated(text: str) -> int | None:
     """N from "Import of N stock value(s) initiated", or None when the answer does not say."""
-    try:
-        data = response.json()
-    except ValueError:
-        return None
+    data = parse_json(text)
     message = data.get("message") if isinstance(data, dict) else None
     if not isinstance(message, str) or (data.get("status") not in (None, "OK")):
         return None
     found = INITIATED.search(message)
     return int(found.group(1)) if found else None
+
+
+def _refusal(text: str) -> str | None:
+    """What an answer that says it failed says: ``{"status": <not OK>, "message"}`` (the shape of
+    Ka-ching's error answers is ASSUMED) or an ``error`` key; None for anything else."""
+    data = parse_json(text)
+    if isinstance(data, dict) and isinstance(data.get("status"), str) and data["status"].upper() != "OK":
+        return str(data.get("message") or data["status"])
+    return error_message(text)
 
 
 CONNECTOR = KachingConnector

@@ -11,6 +11,16 @@ NotSupported and the planner plans against B (what this tool last applied) and s
 
 Item ids are ``{"upc": ...}`` or ``{"sku", "size", "width"}``; the location id is the store code.
 Every write is absolute, so the applier re-sends it after a crash.
+
+Answers (docs/connectors/runfree.md). Run Free documents one answer only, the error
+``{"error": "Missing required field: sku"}``, with no HTTP status and no success body
+(support.runfreeproject.com/en/articles/9790373). So the body decides, not the status:
+
+- a body with ``error``, whatever its status (200 included), fails the operation with that message;
+- 2xx ``{"success": true}`` (ASSUMED: the shape of Run Free's Relay API) or an empty 2xx is applied;
+  ``{"success": false, ...}`` is failed;
+- any other 2xx body is an unknown success shape: in doubt, with the body verbatim. The write is
+  absolute, so once the user has looked, re-sending it is harmless.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ from typing import Callable, Mapping, Sequence
 
 import httpx
 
+from reconciler.connectors._answers import error_message, parse_json
 from reconciler.connectors._http import RetryPolicy, VendorHTTP
 from reconciler.connectors.base import Connector, OpResult, Outcome, TargetContext
 from reconciler.errors import NotSupported, VendorRejected
@@ -68,7 +79,9 @@ class RunFreeConnector(Connector):
         if isinstance(ids, Mapping):
             if ids.get("upc"):
                 return {"upc": str(ids["upc"])}
-            if all(ids.get(k) for k in LOOKUP):
+            # width is sent as configured, "" included: whether Run Free takes an empty width is
+            # unknown (its Relay API's apparel examples use one; the sandbox offers both answers)
+            if ids.get("sku") and ids.get("size") and isinstance(ids.get("width"), str):
                 return {k: str(ids[k]) for k in LOOKUP}
         raise NotSupported(
             f"operation {op.id}: item {op.item!r} needs {{upc}} or {{sku, size, width}} in target {self.ctx.name!r}",
@@ -101,8 +114,28 @@ class RunFreeConnector(Connector):
             response = self.http.request("POST", PATH, json=body, idempotent=True)  # absolute: safe to resend
         except VendorRejected as exc:
             text = exc.body or ""
-            return OpResult(op.id, Outcome.FAILED, text, text or exc.message)
-        return OpResult(op.id, Outcome.APPLIED, response.text)
+            said = error_message(text, ("error",))
+            return OpResult(op.id, Outcome.FAILED, text,
+                            f"Run Free refused it (HTTP {exc.status}): {said}" if said else text or exc.message)
+        return judge(op.id, response.status_code, self.http.scrub(response.text))
+
+
+def judge(op_id: str, status: int, text: str) -> OpResult:
+    """The outcome a 2xx answer's body says (see the module doc): the status alone proves nothing."""
+    said = error_message(text, ("error",))
+    if said is not None:
+        return OpResult(op_id, Outcome.FAILED, text, f"Run Free answered HTTP {status} with an error: {said}")
+    if not text.strip():
+        return OpResult(op_id, Outcome.APPLIED, f"HTTP {status}, no body (taken as success: ASSUMED, undocumented)")
+    data = parse_json(text)
+    if isinstance(data, dict) and data.get("success") is True:
+        return OpResult(op_id, Outcome.APPLIED, text)
+    if isinstance(data, dict) and data.get("success") is False:
+        return OpResult(op_id, Outcome.FAILED, text, f"Run Free answered HTTP {status} with success false: {text}")
+    return OpResult(op_id, Outcome.IN_DOUBT, text, (
+        f"Run Free answered HTTP {status} with a body of no known shape, so whether the quantity was set is "
+        f"unknown: {text!r}. Check the store's stock in Run Free, then settle it with `reconciler resolve` "
+        "(the write is absolute: sending it again is harmless)."))
 
 
 CONNECTOR = RunFreeConnector

@@ -40,6 +40,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CONTROL_PREFIX = "/_sandbox/"
 DROPPED_HEADER = "x-sandbox-dropped"
+# Set to True in a request's scope by a handler that refused the write with a 2xx (Run Free's
+# 200-with-error): nothing was committed, so no after-write fault may hide it.
+REFUSED_SCOPE_KEY = "sandbox.refused"
 
 
 class VendorAnswer(Exception):
@@ -402,6 +405,8 @@ class _VendorMiddleware:
 
         await self.inner(scope, receive, buffer)  # the write is committed here
         status = next((m["status"] for m in messages if m["type"] == "http.response.start"), 500)
+        if scope.get(REFUSED_SCOPE_KEY):
+            status = 400  # a refusal answered 2xx: treated as the rejection it is
         faults = self.sim.faults
         drop = status < 400 and (
             faults.drop_next_writes > 0 or self.sim.rng.random() < faults.drop_after_write

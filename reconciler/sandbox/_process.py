@@ -378,7 +378,7 @@ def is_loopback(host: str) -> bool:
 
 def planned_sandboxes(project: Any) -> list[PlannedSandbox]:
     """The project's targets whose url is on loopback, in name order; other targets are real vendors."""
-    from urllib.parse import urlsplit
+    from urllib.parse import parse_qsl, urlsplit
 
     planned: list[PlannedSandbox] = []
     for name, target in sorted(project.config.targets.items()):
@@ -389,7 +389,9 @@ def planned_sandboxes(project: Any) -> list[PlannedSandbox]:
             raise SandboxError(f"target {name!r}: the sandbox url {target.url} has no port",
                                hint="Write the port in reconciler.yaml, e.g. url: http://127.0.0.1:8101.")
         accepted = accepted_options(simulator_class(target.kind))
-        options = {k: str(v) for k, v in target.options.items() if k in accepted}
+        # A url pasted with its query (Ka-ching's account and integration) configures the sandbox too.
+        options = {k: v for k, v in parse_qsl(parts.query) if k in accepted}
+        options.update({k: str(v) for k, v in target.options.items() if k in accepted})
         planned.append(PlannedSandbox(name, target.kind, parts.hostname, parts.port, http_url(parts.hostname, parts.port),
                                       target.credentials_env, options))
     ports = [p.port for p in planned]

@@ -9,6 +9,9 @@ Documented (served exactly):
 - Success: 200 ``{"status": "OK", "message": "Import of N stock value(s) initiated"}``, N = values parsed.
 - Auth only by the query parameters ``account``, ``integration`` and ``apikey``.
 - Products not yet stocked at a location are accepted; an unknown stock location is rejected.
+- Ids are keys of Ka-ching's (Firebase) database, which cannot hold ``. / # $ * [ ]``
+  (developers.ka-ching.dk/expenses-import-integration, the same database): a body with such a
+  key is refused whole (how Ka-ching answers it is ASSUMED: 400, like any bad body).
 - QUIRK: processing is asynchronous. The response only says the import was *initiated*; a
   background worker applies each value shortly after (``delay`` seconds, default 0.05; 0 applies
   it before answering) and writes one stock event (``external_reset`` / ``external_adjustment``)
@@ -67,6 +70,7 @@ CREATE TABLE IF NOT EXISTS events (
 EVENT_TYPES = {"reset": "external_reset", "adjustment": "external_adjustment", "delete": "stock_removed"}
 
 Value = tuple[str, str, str, int]  # location, product, variant ('' for none), value
+FORBIDDEN_KEY_CHARS = ".#$[]/*"
 
 
 class KachingError(VendorAnswer):
@@ -273,6 +277,9 @@ def _parse_import(raw: bytes) -> list[Value]:
     if not isinstance(body, dict):
         raise KachingError(400, "Body must be an object of stock locations: {\"<stock_location_id>\": {\"<product_id>\": <n>}}")
     values: list[Value] = []
+    bad = _bad_keys(body)
+    if bad:
+        raise KachingError(400, f"Invalid key(s) {', '.join(bad)}: ids cannot contain . / # $ * [ ]")
     for location, products in body.items():
         if not isinstance(products, dict):
             raise KachingError(400, f"Stock location {location}: value must be an object of products")
@@ -284,6 +291,16 @@ def _parse_import(raw: bytes) -> list[Value]:
                     raise KachingError(400, f"Stock location {location}, {where}: the stock value must be an integer")
                 values.append((location, product, variant, value))
     return values
+
+
+def _bad_keys(body: Mapping[str, Any]) -> list[str]:
+    """Every location, product and variant key of the body that Ka-ching cannot store."""
+    keys = set(body)
+    for products in body.values():
+        if isinstance(products, dict):
+            keys.update(products)
+            keys.update(v for entry in products.values() if isinstance(entry, dict) for v in entry)
+    return sorted(k for k in keys if any(c in FORBIDDEN_KEY_CHARS for c in k))
 
 
 def _item(product: str, variant: str) -> dict[str, str]:

@@ -7,10 +7,15 @@ available quantity; many items per call. Each catalog item has two flags,
 
 ASSUMPTIONS (the vendor did not document them; see docs/sandboxes/lightspeed-supplier.md):
 
-- ``GET /products?page=&per_page=`` lists the catalog with the stock and flags. The real read
-  endpoint is linked from the article but was never captured.
-- ``PUT /products/{id}`` with ``{"inventory": {"isBackorderingEnabled": [true], ...}}`` sets the
-  flags. The seed writes each flag as a one-element array; a plain boolean is accepted too.
+- Behind the switch ``read_api`` ("none" by default: the paths answer 404, as nothing shows they
+  exist; "assumed" serves them):
+  - ``GET /products?page=&per_page=`` lists the catalog with the stock and flags. The real read
+    endpoint is linked from the article but was never captured.
+  - ``GET /products/{id}`` reads one item, and ``PUT /products/{id}`` with
+    ``{"inventory": {"isBackorderingEnabled": [true], ...}}`` sets the flags. The seed writes each
+    flag as a one-element array; a plain boolean is accepted too.
+- The answer to ``PUT /inventory`` is undocumented; the switch ``put_answer`` offers "echo" (the
+  default: 200 ``{"products": [{"id", "quantity"}, ...]}``) and "empty" (204, no body).
 - At most 1000 products per ``PUT /inventory`` (no limit is documented).
 - Errors are ``{"error": "<text>"}`` with 400 (bad body), 401 (credential), 404 (unknown id).
 - The feed has one stock location (the supplier's warehouse).
@@ -52,17 +57,33 @@ class BadRequest(VendorAnswer):
     """The feed's error answer, ``{"error": message}``."""
 
 
+READ_APIS = ("none", "assumed")
+PUT_ANSWERS = ("echo", "empty")
+
+
 class LightspeedSupplierSimulator(Simulator):
     kind = "lightspeed-supplier"
     default_token = "lightspeed-supplier-sandbox-token"
     schema = SCHEMA
 
+    def __init__(self, *, read_api: str = "none", put_answer: str = "echo", **kwargs: Any) -> None:
+        if read_api not in READ_APIS:
+            raise ValueError(f"read_api must be one of {', '.join(READ_APIS)}, not {read_api!r}")
+        if put_answer not in PUT_ANSWERS:
+            raise ValueError(f"put_answer must be one of {', '.join(PUT_ANSWERS)}, not {put_answer!r}")
+        self.read_api, self.put_answer = read_api, put_answer
+        super().__init__(**kwargs)
+
     # --- vendor paths ---------------------------------------------------------------------
 
     def routes(self) -> list[BaseRoute]:
-        return [
+        documented: list[BaseRoute] = [
             Route("/inventory", self._put_inventory, methods=["PUT"]),
             Route("/inventory/", self._put_inventory, methods=["PUT"]),
+        ]
+        if self.read_api != "assumed":
+            return documented
+        return documented + [
             Route("/products", self._list_products, methods=["GET"]),
             Route("/products/", self._list_products, methods=["GET"]),
             Route("/products/{id}", self._product, methods=["GET", "PUT"]),
@@ -93,6 +114,8 @@ class LightspeedSupplierSimulator(Simulator):
             return exc.response()
         with self.db.transaction() as conn:
             conn.executemany("UPDATE items SET quantity = ? WHERE id = ?", [(q, i) for i, q in updates])
+        if self.put_answer == "empty":
+            return Response(status_code=204)
         return JSONResponse({"products": [{"id": item, "quantity": qty} for item, qty in updates]})
 
     async def _list_products(self, request: Request) -> Response:

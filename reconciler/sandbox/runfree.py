@@ -6,9 +6,19 @@ one item per request, identified by ``upc`` or by ``sku`` + ``size`` + ``width``
 ``{"error": "Missing required field: <name>"}`` (the seed shows ``sku``: a body without ``upc``
 falls back to the sku+size+width lookup and names the first of those that is missing).
 
-ASSUMPTIONS (see docs/sandboxes/runfree.md): the missing-field error is HTTP 400; a bad or missing
-token is 401 ``{"error": ...}``; an unknown product or store is 404 ``{"error": ...}``; a wrong
-type is 400; success is 200 ``{"success": true}`` (the shape of Run Free's Relay API).
+Run Free documents no HTTP status for its errors and no success body, so both are switches
+(see docs/sandboxes/runfree.md), and the connector is tested against every setting:
+
+- ``error_status`` "200" (the default, the strict reading: the error comes back with 200, so a
+  client that trusts the status records a failure as applied) or "4xx" (ASSUMED codes: 400 for a
+  missing or bad field, 401 for a bad or missing token, 404 for an unknown product or store).
+  Every error body is ``{"error": ...}`` either way.
+- ``success_body`` "relay" (the default: 200 ``{"success": true}``, the shape of Run Free's Relay
+  API), "empty" (200 with no body) or "unknown" (200 ``{"status": "queued"}``, a shape no client
+  can recognise).
+- ``empty_width`` "refuse" (the default: the article lists ``width`` among the required lookup
+  fields, so ``"width": ""`` is "Missing required field: width") or "accept" (an empty width
+  finds a product without one, as Run Free's Relay API examples write apparel).
 
 There is no read API: stock is visible only through the TEST-ONLY ``GET /_sandbox/stock``, whose
 records name the item as ``{"upc": ...}``.
@@ -24,7 +34,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from reconciler.errors import ConfigError, Problem
-from reconciler.sandbox._core import Simulator, VendorAnswer
+from reconciler.sandbox._core import REFUSED_SCOPE_KEY, Simulator, VendorAnswer
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS stores (code TEXT PRIMARY KEY, name TEXT NOT NULL);
@@ -47,10 +57,37 @@ class RunFreeError(VendorAnswer):
     """Run Free's error answer, ``{"error": message}``."""
 
 
+ERROR_STATUSES = ("200", "4xx")
+SUCCESS_BODIES = ("relay", "empty", "unknown")
+EMPTY_WIDTHS = ("refuse", "accept")
+
+
 class RunFreeSimulator(Simulator):
     kind = "runfree"
     default_token = "runfree-sandbox-token"
     schema = SCHEMA
+
+    def __init__(self, *, error_status: str | int = "200", success_body: str = "relay", empty_width: str = "refuse",
+                 **kwargs: Any) -> None:
+        # str(): `-o error_status=200` arrives as a number
+        self.error_status, self.success_body, self.empty_width = str(error_status), str(success_body), str(empty_width)
+        for name, value, allowed in (("error_status", self.error_status, ERROR_STATUSES),
+                                     ("success_body", self.success_body, SUCCESS_BODIES),
+                                     ("empty_width", self.empty_width, EMPTY_WIDTHS)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+        super().__init__(**kwargs)
+
+    def _error(self, exc: RunFreeError) -> Response:
+        status = 200 if self.error_status == "200" else exc.status
+        return JSONResponse(exc.body(), status_code=status)
+
+    def _success(self) -> Response:
+        if self.success_body == "empty":
+            return Response(status_code=200)
+        if self.success_body == "unknown":
+            return JSONResponse({"status": "queued"})
+        return JSONResponse({"success": True})
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -63,7 +100,7 @@ class RunFreeSimulator(Simulator):
         scheme, _, token = header.partition(" ")
         if scheme.lower() == "bearer" and token.strip() == self.token:
             return None
-        return RunFreeError(401, "Invalid or missing Bearer token").response()
+        return self._error(RunFreeError(401, "Invalid or missing Bearer token"))
 
     def rate_limited_response(self, request: Request) -> Response:
         return JSONResponse({"error": "Too Many Requests"}, status_code=429,
@@ -80,14 +117,15 @@ class RunFreeSimulator(Simulator):
             if not self.db.query("SELECT 1 FROM stores WHERE code = ?", (store,)):
                 raise RunFreeError(404, f"Store not found: {store}")
         except RunFreeError as exc:
-            return exc.response()
+            request.scope[REFUSED_SCOPE_KEY] = True
+            return self._error(exc)
         with self.db.transaction() as conn:
             conn.execute(
                 "INSERT INTO stock (store, upc, quantity) VALUES (?, ?, ?) "
                 "ON CONFLICT(store, upc) DO UPDATE SET quantity = excluded.quantity",
                 (store, upc, quantity),
             )
-        return JSONResponse({"success": True})
+        return self._success()
 
     def _lookup(self, body: Mapping[str, Any]) -> str:
         """The product's UPC, found by ``upc`` or else by sku + size + width."""
@@ -97,7 +135,8 @@ class RunFreeSimulator(Simulator):
                 raise RunFreeError(404, f"Product not found: upc {upc}")
             return upc
         for name in LOOKUP_FIELDS:
-            if not _present(body.get(name)):
+            empty_ok = name == "width" and self.empty_width == "accept" and body.get(name) == ""
+            if not (_present(body.get(name)) or empty_ok):
                 raise RunFreeError(400, f"Missing required field: {name}")
         key = tuple(_text(body, name) for name in LOOKUP_FIELDS)
         rows = self.db.query("SELECT upc FROM products WHERE sku = ? AND size = ? AND width = ?", key)
@@ -116,7 +155,9 @@ class RunFreeSimulator(Simulator):
                              (str(loc["id"]), str(loc.get("name") or loc["id"])))
             for index, item in enumerate(fixtures.get("items") or []):
                 ids = item.get("id")
-                if not (isinstance(ids, Mapping) and all(_present(ids.get(k)) for k in ("upc", *LOOKUP_FIELDS))):
+                # width may be "" (apparel without one); the others must be there
+                if not (isinstance(ids, Mapping) and all(_present(ids.get(k)) for k in ("upc", "sku", "size"))
+                        and isinstance(ids.get("width"), (str, int))):
                     raise _fixture_problem(f"items[{index}].id", ids, "a mapping with upc, sku, size and width")
                 conn.execute("INSERT OR REPLACE INTO products (upc, sku, size, width, name) VALUES (?, ?, ?, ?, ?)",
                              (*(str(ids[k]) for k in ("upc", *LOOKUP_FIELDS)), str(item.get("name") or ids["sku"])))
@@ -182,7 +223,7 @@ def _text(body: Mapping[str, Any], name: str) -> str:
 def _fixture_upc(conn: Any, value: Any, where: str) -> str:
     if isinstance(value, Mapping) and _present(value.get("upc")):
         row = conn.execute("SELECT upc FROM products WHERE upc = ?", (str(value["upc"]),)).fetchone()
-    elif isinstance(value, Mapping) and all(_present(value.get(k)) for k in LOOKUP_FIELDS):
+    elif isinstance(value, Mapping) and _present(value.get("sku")) and _present(value.get("size")) and "width" in value:
         row = conn.execute("SELECT upc FROM products WHERE sku = ? AND size = ? AND width = ?",
                            tuple(str(value[k]) for k in LOOKUP_FIELDS)).fetchone()
     else:

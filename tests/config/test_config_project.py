@@ -173,7 +173,7 @@ def test_kaching_string_id_is_normalised_and_options_are_required(config_repo: R
 
     with pytest.raises(ConfigError) as info:
         load_project(config_repo({"reconciler.yaml": config, "stock/catalog.yaml": catalog, "stock/oslo.yaml": oslo}))
-    assert [(p.line, p.message) for p in info.value.problems] == [(21, "target 'kc' (kaching) needs options.integration")]
+    assert [(p.line, p.message) for p in info.value.problems] == [(21, "target 'kc' (kaching) needs options.integration (or integration= in its url's query)")]
 
     fixed = config.replace("{account: acc}", "{account: acc, integration: q1}")
     project = load_project(config_repo({"reconciler.yaml": fixed, "stock/catalog.yaml": catalog}))

@@ -79,6 +79,11 @@ def fixtures(case: Case) -> dict[str, Any]:
     return out
 
 
+# The supplier feed reads (and holds settings) only through its unverified read path: the target
+# option and the sandbox switch of the same name turn it on.
+OPTIONS = {"lightspeed-supplier": {"read_api": "assumed"}}
+
+
 def write_repo(root: Path, case: Case, url: str) -> Path:
     (root / "stock").mkdir(parents=True)
     (root / "reconciler.yaml").write_text(textwrap.dedent(f"""\
@@ -90,6 +95,7 @@ def write_repo(root: Path, case: Case, url: str) -> Path:
             url: {url}
             credentials_env: {ENV_NAME}
             locations: {{main: "{case.location_id}"}}
+            options: {json.dumps(OPTIONS.get(case.kind, {}))}
         """))
     catalog = {"items": {sku: {"ids": {"t": vid}} for sku, vid in case.item_ids.items()}}
     (root / "stock" / "catalog.yaml").write_text(yaml.safe_dump(catalog))
@@ -103,7 +109,8 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Cas
     case: Case = request.param
     fx = tmp_path / "fixtures.json"
     fx.write_text(json.dumps(fixtures(case)))
-    with SandboxProcess(case.kind, state=tmp_path / "sb.db", fixtures_path=fx, token=case.token) as sb:
+    with SandboxProcess(case.kind, state=tmp_path / "sb.db", fixtures_path=fx, token=case.token,
+                        options=OPTIONS.get(case.kind)) as sb:
         yield case, sb
 
 

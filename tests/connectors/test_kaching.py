@@ -17,7 +17,7 @@ import yaml
 
 from reconciler.connectors.base import Outcome, Secret, TargetContext, Verification
 from reconciler.connectors.kaching import MAX_VALUES, KachingConnector
-from reconciler.errors import ConfigError, NotSupported, VendorError
+from reconciler.errors import ConfigError, NotSupported, ReconcilerError, VendorError
 from reconciler.model import Leg, OpKind, Operation
 from reconciler.sandbox._core import ServerThread
 from reconciler.sandbox._process import SandboxProcess
@@ -155,6 +155,65 @@ def test_initiated_count_mismatch_is_not_reported_applied(conn: KachingConnector
     assert reset.outcome is Outcome.FAILED
 
 
+@pytest.mark.parametrize(("status", "body", "outcome", "fragment"), [
+    (200, b'{"status":"ERROR","message":"Unknown stock location: x"}', Outcome.FAILED, "Unknown stock location: x"),
+    (200, b'{"error":"queue is paused"}', Outcome.FAILED, "queue is paused"),
+    (200, b'{"ok":true}', Outcome.IN_DOUBT, "no known shape"),
+    (202, b"<html>Sign in</html>", Outcome.IN_DOUBT, "<html>Sign in</html>"),
+])
+@pytest.mark.parametrize("mode", ["reset", "adjustment"])
+def test_the_answer_is_read_not_trusted(status: int, body: bytes, outcome: Outcome, fragment: str, mode: str) -> None:
+    """A 2xx is not success until its body says "Import of N stock value(s) initiated"."""
+    def vendor(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, content=body, request=request)
+
+    conn = KachingConnector(context(), transport=httpx.MockTransport(vendor))
+    ops = ([op(OpKind.RESET, "TEE-S", leg("cph", expected=1))] if mode == "reset"
+           else [op(OpKind.ADJUST, "TEE-S", leg("cph", change=1))])
+    [result] = conn.execute(ops)
+    assert result.outcome is outcome and fragment in (result.error or "") and result.response == body.decode()
+
+
+class Recording(httpx.BaseTransport):
+    """Passes requests on to the sandbox and keeps their URLs (the test reads the query sent)."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner, self.urls = inner, []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.urls.append(request.url)
+        return self.inner.handle_request(request)
+
+
+def test_the_pasted_back_office_url_is_used_as_is(sim: KachingSimulator) -> None:
+    pasted = ("https://us-central1-ka-ching-base.cloudfunctions.net/imports/stock?integration=sandbox-stock-queue"
+              "&account=sandbox-account&lang=da")
+    ctx = TargetContext(name="kaching-dk", kind="kaching", base_url=pasted, credential=Secret(APIKEY),
+                        location_ids=LOCATIONS, item_ids=ITEMS)
+    recording = Recording(sim.wsgi_transport())
+    conn = KachingConnector(ctx, transport=recording)
+    results = conn.execute([op(OpKind.ADJUST, "CAP", leg("cph", change=2))])
+    assert [r.outcome for r in results] == [Outcome.APPLIED]
+    assert stock(sim)[("store-cph", "cap")] == 5
+    [url] = recording.urls
+    assert (url.host, url.path) == ("us-central1-ka-ching-base.cloudfunctions.net", "/imports/stock")
+    assert dict(url.params) == {"integration": "sandbox-stock-queue", "account": "sandbox-account", "lang": "da",
+                                "adjustment": "true", "apikey": APIKEY}
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    (f"https://h.example/imports/stock?account=a&integration=i&apikey={APIKEY}", "it holds the apikey"),
+    ("https://h.example/imports/products?account=a&integration=i", "'products' import queue"),
+    ("https://h.example/imports/stock?account=a", "needs integration"),
+])
+def test_a_url_the_connector_cannot_use_is_a_config_error_without_the_key(url: str, message: str) -> None:
+    ctx = TargetContext(name="kaching-dk", kind="kaching", base_url=url, credential=Secret(APIKEY),
+                        location_ids=LOCATIONS, item_ids=ITEMS)
+    with pytest.raises(ConfigError, match=message) as info:
+        KachingConnector(ctx)
+    assert APIKEY not in str(info.value) + repr(info.value.problems)
+
+
 def test_unknown_location_error_verbatim_and_no_apikey(sim: KachingSimulator) -> None:
     connector = KachingConnector(context(locations={"cph": "store-nowhere"}), transport=sim.wsgi_transport())
     with pytest.raises(VendorError) as info:
@@ -211,8 +270,11 @@ def test_over_loopback_and_deltas_unverifiable(sim: KachingSimulator) -> None:
 E2E_ENV = {"E2E_KACHING_KEY": APIKEY}
 
 
-def e2e_repo(root: Path, url: str, cph_id: str = "store-cph", prune: bool = False) -> Path:
+def e2e_repo(root: Path, url: str, cph_id: str = "store-cph", prune: bool = False, pasted: bool = False) -> Path:
     (root / "stock").mkdir(parents=True)
+    ids = "account=sandbox-account&integration=sandbox-stock-queue"
+    url, options = (f"{url}/imports/stock?{ids}", "{}") if pasted else (
+        url, "{account: sandbox-account, integration: sandbox-stock-queue}")
     (root / "reconciler.yaml").write_text(textwrap.dedent(f"""\
         version: 1
         locations: {{copenhagen: {{}}, aarhus: {{}}}}
@@ -223,7 +285,7 @@ def e2e_repo(root: Path, url: str, cph_id: str = "store-cph", prune: bool = Fals
             credentials_env: E2E_KACHING_KEY
             prune: {str(prune).lower()}
             locations: {{copenhagen: "{cph_id}", aarhus: "store-aar"}}
-            options: {{account: sandbox-account, integration: sandbox-stock-queue}}
+            options: {options}
         """))
     (root / "stock" / "catalog.yaml").write_text(textwrap.dedent("""\
         items:
@@ -293,6 +355,23 @@ def test_e2e_plan_apply_move_and_sales(tmp_path: Path, sandbox: SandboxProcess, 
     assert live_stock(sandbox)[("store-cph", "tee/s")] == 8
 
 
+def test_e2e_with_the_pasted_back_office_url(tmp_path: Path, sandbox: SandboxProcess,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.config import load_project
+    from reconciler.sandbox._process import planned_sandboxes
+    from reconciler.workflow import apply_saved_plan, plan_project
+
+    monkeypatch.delenv("RECONCILER_STATE", raising=False)
+    repo = e2e_repo(tmp_path / "repo", sandbox.url, pasted=True)
+    assert apply_saved_plan(repo, plan_project(repo, env=E2E_ENV), env=E2E_ENV).ok
+    assert live_stock(sandbox)[("store-cph", "tee/s")] == 10
+    assert not plan_project(repo, env=E2E_ENV).has_changes
+    # `reconciler sandbox up` starts a sandbox that accepts the account and integration of the url
+    [planned] = planned_sandboxes(load_project(repo))
+    assert planned.options == {"account": "sandbox-account", "integration": "sandbox-stock-queue"}
+    assert planned.url == sandbox.url
+
+
 def test_e2e_unknown_location_error_verbatim(tmp_path: Path, sandbox: SandboxProcess, monkeypatch: pytest.MonkeyPatch) -> None:
     from reconciler.workflow import apply_saved_plan, plan_project
 
@@ -331,6 +410,57 @@ def test_e2e_prune_deletes(tmp_path: Path, sandbox: SandboxProcess, monkeypatch:
     assert apply_saved_plan(repo, plan, env=E2E_ENV).ok
     assert ("store-cph", "cap") not in live_stock(sandbox)
     assert not plan_project(repo, env=E2E_ENV).has_changes
+
+
+def test_e2e_an_adjustment_answered_502_after_the_commit_is_in_doubt_never_resent(
+        tmp_path: Path, sandbox: SandboxProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over real HTTP: the sandbox commits the adjustment=true import, then answers 502 (then
+    504). Nothing tells whether it landed, so the operation is in doubt and is not sent again,
+    neither by the http layer nor by a second apply of the plan: no unit is doubled. A reset
+    answered the same way is simply sent again (absolute)."""
+    from reconciler.workflow import apply_saved_plan, plan_project
+
+    monkeypatch.delenv("RECONCILER_STATE", raising=False)
+    repo = e2e_repo(tmp_path / "repo", sandbox.url)
+    assert apply_saved_plan(repo, plan_project(repo, env=E2E_ENV), env=E2E_ENV).ok
+    for status, cap in ((502, 5), (504, 7)):
+        write_locations(repo, {"TEE-S": 10, "CAP": cap}, {"TEE-S": 2, "TEE-M": 1})
+        edit = plan_project(repo, env=E2E_ENV)
+        assert [(o.kind, o.item) for o in edit.changes] == [(OpKind.ADJUST, "CAP")]
+        httpx.put(sandbox.url + "/_sandbox/faults", json={"error_next_writes": 1, "error_after_write_status": status})
+        posts = httpx.get(sandbox.url + "/_sandbox/requests").json()["POST /imports/stock"]
+        report = apply_saved_plan(repo, edit, env=E2E_ENV)
+        assert [o.status for o in report.ops] == ["in_doubt"], report.ops
+        assert f"HTTP {status}" in (report.ops[0].error or "")
+        assert live_stock(sandbox)[("store-cph", "cap")] == cap  # landed once
+        assert httpx.get(sandbox.url + "/_sandbox/requests").json()["POST /imports/stock"] == posts + 1
+        try:
+            again = apply_saved_plan(repo, edit, env=E2E_ENV)
+            assert all(o.status != "applied" for o in again.ops)
+        except ReconcilerError:
+            pass  # refused: the operation is in doubt until resolved
+        assert httpx.get(sandbox.url + "/_sandbox/requests").json()["POST /imports/stock"] == posts + 1
+        assert live_stock(sandbox)[("store-cph", "cap")] == cap  # never twice
+        resolve(repo, report.ops[0].op_id)
+
+    # a reset answered 502 after its commit is sent again: absolute, so setting it twice is harmless
+    write_locations(repo, {"TEE-S": 4, "CAP": 7}, {"TEE-S": 2, "TEE-M": 1}, strategy="replace")
+    reset = plan_project(repo, env=E2E_ENV)
+    assert [(o.kind, o.item) for o in reset.changes] == [(OpKind.RESET, "TEE-S")]
+    httpx.put(sandbox.url + "/_sandbox/faults", json={"error_next_writes": 1, "error_after_write_status": 502})
+    assert apply_saved_plan(repo, reset, env=E2E_ENV).ok
+    assert live_stock(sandbox)[("store-cph", "tee/s")] == 4
+
+
+def resolve(repo: Path, op_id: str) -> None:
+    """Settle an in-doubt operation as applied, as the user does after checking Ka-ching."""
+    from click.testing import CliRunner
+
+    from reconciler.cli import _register, cli
+
+    _register()
+    result = CliRunner().invoke(cli, ["-C", str(repo), "resolve", op_id, "--applied"])
+    assert result.exit_code == 0, result.output
 
 
 def test_retries_429_and_5xx_then_applies(sim: KachingSimulator, conn: KachingConnector) -> None:

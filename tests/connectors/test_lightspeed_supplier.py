@@ -16,7 +16,7 @@ import yaml
 
 from reconciler.connectors._http import RetryPolicy
 from reconciler.connectors.base import Outcome, Secret, TargetContext, Verification
-from reconciler.connectors.lightspeed_supplier import MAX_BATCH, LightspeedSupplierConnector
+from reconciler.connectors.lightspeed_supplier import MAX_BATCH, AssumedReadConnector, LightspeedSupplierConnector
 from reconciler.errors import ConfigError, InsecureTransportError, NotSupported
 from reconciler.model import Leg, OpKind, Operation, Record, Settings
 from reconciler.sandbox._core import ServerThread
@@ -42,16 +42,18 @@ def context(base_url: str = "http://127.0.0.1", locations: dict[str, str] | None
                          location_ids=locations or {"main": "warehouse"}, item_ids=ITEMS, options=options)
 
 
+# Most tests below exercise the UNVERIFIED read path (`read_api: assumed`) on a sandbox that
+# serves it; the documented, write-only default has its own section.
 @pytest.fixture
 def sim() -> Iterator[LightspeedSupplierSimulator]:
-    s = LightspeedSupplierSimulator(token=TOKEN, fixtures=fixtures())
+    s = LightspeedSupplierSimulator(token=TOKEN, fixtures=fixtures(), read_api="assumed")
     yield s
     s.close()
 
 
 @pytest.fixture
 def conn(sim: LightspeedSupplierSimulator) -> Iterator[LightspeedSupplierConnector]:
-    c = LightspeedSupplierConnector(context(), transport=sim.wsgi_transport(), retry=FAST)
+    c = LightspeedSupplierConnector(context(read_api="assumed"), transport=sim.wsgi_transport(), retry=FAST)
     yield c
     c.close()
 
@@ -109,7 +111,7 @@ def test_read_modify_write_keeps_sales_made_since_the_plan(sim: LightspeedSuppli
 
 
 def test_read_modify_write_within_tolerance_is_not_flagged(sim: LightspeedSupplierSimulator) -> None:
-    conn = LightspeedSupplierConnector(context(drift_tolerance=5), transport=sim.wsgi_transport(), retry=FAST)
+    conn = LightspeedSupplierConnector(context(drift_tolerance=5, read_api="assumed"), transport=sim.wsgi_transport(), retry=FAST)
     sim.db.execute("UPDATE items SET quantity = 17 WHERE id = 'item-020'")
     [result] = run(conn, op(OpKind.ADJUST, "SKU-020", change=-2, expected=18, actual=20, mode="read-modify-write"))
     assert stock(sim)["item-020"]["quantity"] == 15
@@ -138,7 +140,8 @@ def test_vendor_4xx_reaches_every_op_of_the_batch_verbatim(sim: LightspeedSuppli
     conn = LightspeedSupplierConnector(ctx, transport=sim.wsgi_transport(), retry=FAST)
     results = run(conn, op(OpKind.RESET, "SKU-001", expected=50), op(OpKind.RESET, "GHOST", expected=1))
     assert [r.outcome for r in results] == [Outcome.FAILED] * 2
-    assert results[1].error == '{"error":"Product not found: item-ghost"}'
+    assert results[1].response == '{"error":"Product not found: item-ghost"}'
+    assert results[1].error == "the feed refused the PUT (HTTP 404): Product not found: item-ghost"
     assert stock(sim)["item-001"]["quantity"] == 1  # the vendor refused the whole PUT
 
 
@@ -152,7 +155,7 @@ def test_retries_429_and_5xx(sim: LightspeedSupplierSimulator, conn: LightspeedS
 
 def test_a_dropped_answer_to_an_absolute_write_is_resent_safely(sim: LightspeedSupplierSimulator) -> None:
     with ServerThread(sim) as server:
-        conn = LightspeedSupplierConnector(context(server.url), retry=FAST)
+        conn = LightspeedSupplierConnector(context(server.url, read_api="assumed"), retry=FAST)
         sim.faults.update({"drop_next_writes": 1})
         [result] = run(conn, op(OpKind.RESET, "SKU-001", expected=42))
         conn.close()
@@ -177,14 +180,90 @@ def test_plain_http_to_a_non_loopback_host_is_refused() -> None:
         LightspeedSupplierConnector(context("http://lsapi-product.lightspeedapp.com"))
 
 
+# --- the documented feed: write-only by default, and the PUT's answer is read ---------------------
+
+
+def test_write_only_by_default_and_read_api_assumed_picks_the_reading_connector(sim: LightspeedSupplierSimulator) -> None:
+    default = LightspeedSupplierConnector(context(), transport=sim.wsgi_transport())
+    assert type(default) is LightspeedSupplierConnector
+    caps = type(default).capabilities
+    assert (caps.readable, caps.delta, caps.delete, caps.settings) == (False, False, False, frozenset())
+    with pytest.raises(NotSupported, match="cannot be read"):
+        default.read_stock()
+    with pytest.raises(NotSupported):
+        default.execute([op(OpKind.DELETE, "SKU-001")])
+    with pytest.raises(NotSupported, match="absolute quantities only"):
+        default.execute([op(OpKind.ADJUST, "SKU-001", change=2, mode="read-modify-write")])
+    assumed = LightspeedSupplierConnector(context(read_api="assumed"), transport=sim.wsgi_transport())
+    assert type(assumed) is AssumedReadConnector and type(assumed).capabilities.readable
+    assert sim.request_counts == {}  # nothing was read by the default connector
+    with pytest.raises(ConfigError, match="read_api must be one of none, assumed"):
+        LightspeedSupplierConnector(context(read_api="yes"))
+
+
+def _answering(status: int, body: str | bytes) -> LightspeedSupplierConnector:
+    def vendor(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, content=body, request=request)
+
+    return LightspeedSupplierConnector(context(), transport=httpx.MockTransport(vendor), retry=FAST)
+
+
+@pytest.mark.parametrize(("status", "body", "outcomes", "fragment"), [
+    (200, b'{"products":[{"id":"item-001","quantity":7},{"id":"item-002","quantity":8}]}', ["applied", "applied"], ""),
+    (204, b"", ["applied", "applied"], ""),
+    (200, b'{"error":"Invalid products payload"}', ["failed", "failed"], "Invalid products payload"),
+    (200, b'{"errors":[{"message":"quota"}]}', ["failed", "failed"], "quota"),
+    (200, b'{"products":[{"id":"item-001","quantity":7}]}', ["applied", "in_doubt"], "leaves this item out"),
+    (200, b'{"products":[{"id":"item-001","quantity":7},{"id":"item-002","quantity":0}]}', ["applied", "in_doubt"],
+     "gives it quantity 0"),
+    (200, b'{"ok":true}', ["in_doubt", "in_doubt"], "no known shape"),
+    (200, b"<html>Sign in</html>", ["in_doubt", "in_doubt"], "<html>Sign in</html>"),
+])
+def test_the_put_answer_is_checked_not_trusted(status: int, body: bytes, outcomes: list[str], fragment: str) -> None:
+    """The old connector read the answer only for "after" figures: every 2xx was applied."""
+    conn = _answering(status, body)
+    results = run(conn, op(OpKind.RESET, "SKU-001", expected=7), op(OpKind.RESET, "SKU-002", expected=8))
+    assert [r.outcome.value for r in results] == outcomes
+    for r in results:
+        if r.outcome is not Outcome.APPLIED:
+            assert fragment in (r.error or "") and r.response == body.decode()
+    assert results[0].actual_after == ({"main": 7} if body.startswith(b'{"products"') else {})
+
+
+def test_resets_against_each_plausible_put_answer(tmp_path: Path) -> None:
+    for answer in ("echo", "empty"):
+        s = LightspeedSupplierSimulator(token=TOKEN, fixtures=fixtures(), put_answer=answer)
+        conn = LightspeedSupplierConnector(context(), transport=s.wsgi_transport(), retry=FAST)
+        results = run(conn, op(OpKind.RESET, "SKU-001", expected=31), op(OpKind.RESET, "SKU-002", expected=32))
+        assert [r.outcome for r in results] == [Outcome.APPLIED] * 2, answer
+        assert (stock(s)["item-001"]["quantity"], stock(s)["item-002"]["quantity"]) == (31, 32)
+        conn.close()
+        s.close()
+
+
+def test_a_gateway_error_after_the_commit_resends_the_absolute_put_and_doubles_nothing() -> None:
+    s = LightspeedSupplierSimulator(token=TOKEN, fixtures=fixtures())
+    with ServerThread(s) as server:
+        conn = LightspeedSupplierConnector(context(server.url), retry=FAST)
+        for status in (502, 504):
+            s.faults.update({"error_next_writes": 1, "error_after_write_status": status})
+            [result] = run(conn, op(OpKind.RESET, "SKU-001", expected=60, op_id=f"r{status}"))
+            assert result.outcome is Outcome.APPLIED
+        conn.close()
+    assert stock(s)["item-001"]["quantity"] == 60
+    assert s.request_counts["PUT /inventory"] == 4  # each committed, answered 502/504, sent again
+    s.close()
+
+
 # --- end to end: a sandbox in its own process, a repository on disk, plan/apply via workflow ------
 
 E2E_ENV = {"E2E_LS_TOKEN": TOKEN}
 E2E_ITEMS = {"BOOT": "item-001", "SOCK": "item-002", "LACE": "item-003"}
 
 
-def e2e_repo(root: Path, url: str, extra_items: dict[str, str] | None = None) -> Path:
+def e2e_repo(root: Path, url: str, extra_items: dict[str, str] | None = None, read_api: str | None = "assumed") -> Path:
     (root / "stock").mkdir(parents=True)
+    options = f"\n    options: {{read_api: {read_api}}}" if read_api else ""
     (root / "reconciler.yaml").write_text(textwrap.dedent(f"""\
         version: 1
         locations: {{warehouse: {{}}}}
@@ -193,12 +272,14 @@ def e2e_repo(root: Path, url: str, extra_items: dict[str, str] | None = None) ->
             kind: lightspeed-supplier
             url: {url}
             credentials_env: E2E_LS_TOKEN
-            locations: {{warehouse: warehouse}}
-        """))
+            locations: {{warehouse: warehouse}}""") + options + "\n")
     items = {**E2E_ITEMS, **(extra_items or {})}
     catalog = {"items": {sku: {"ids": {"ls": vid}} for sku, vid in items.items()}}
     (root / "stock" / "catalog.yaml").write_text(yaml.safe_dump(catalog))
-    write_stock(root, {"BOOT": 10, "SOCK": {"quantity": 20, "backordering": True}, "LACE": 5})
+    if read_api == "assumed":
+        write_stock(root, {"BOOT": 10, "SOCK": {"quantity": 20, "backordering": True}, "LACE": 5})
+    else:
+        write_stock(root, {"BOOT": 10, "SOCK": 20, "LACE": 5})
     return root
 
 
@@ -207,12 +288,24 @@ def write_stock(root: Path, stock_: dict[str, Any], strategy: str | None = None)
     (root / "stock" / "warehouse.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
 
 
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[SandboxProcess]:
+def _sandbox(tmp_path: Path, **options: str) -> SandboxProcess:
     fx = tmp_path / "fixtures.json"
     fx.write_text(json.dumps({"locations": [{"id": "warehouse"}], "items": [{"id": v} for v in E2E_ITEMS.values()],
                               "stock": [{"location": "warehouse", "item": "item-001", "quantity": 4, "tracking": True}]}))
-    with SandboxProcess("lightspeed-supplier", state=tmp_path / "ls.db", fixtures_path=fx, token=TOKEN) as sb:
+    return SandboxProcess("lightspeed-supplier", state=tmp_path / "ls.db", fixtures_path=fx, token=TOKEN, options=options)
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[SandboxProcess]:
+    """Serves the assumed read path too."""
+    with _sandbox(tmp_path, read_api="assumed") as sb:
+        yield sb
+
+
+@pytest.fixture(params=["echo", "empty"])
+def strict_sandbox(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[SandboxProcess]:
+    """The sandbox's defaults: only the documented PUT exists; its answer is each plausible one."""
+    with _sandbox(tmp_path, put_answer=request.param) as sb:
         yield sb
 
 
@@ -289,6 +382,37 @@ def test_e2e_vendor_error_verbatim_beside_its_operation(tmp_path: Path, sandbox:
     for o in failed:
         assert "Product not found: item-ghost" in (o.error or "")
         assert TOKEN not in (o.error or "") + o.response
+
+
+def test_e2e_write_only_by_default_plans_against_b_with_resets_only(tmp_path: Path, strict_sandbox: SandboxProcess,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.errors import ReconcilerError
+    from reconciler.workflow import apply_saved_plan, plan_project
+
+    monkeypatch.delenv("RECONCILER_STATE", raising=False)
+    repo = e2e_repo(tmp_path / "repo", strict_sandbox.url, read_api=None)
+    first = plan_project(repo, env=E2E_ENV)
+    assert first.unreadable_targets == ["ls"]
+    assert {op.kind for op in first.changes} == {OpKind.RESET}
+    assert apply_saved_plan(repo, first, env=E2E_ENV).ok
+    assert {k: v["quantity"] for k, v in live(strict_sandbox).items()} == {"item-001": 10, "item-002": 20, "item-003": 5}
+    assert not plan_project(repo, env=E2E_ENV).has_changes
+
+    # an edit under merge: B + (D - B) written as an absolute reset; a sale since is not seen
+    httpx.post(strict_sandbox.url + "/_sandbox/sell", json={"count": 2})
+    write_stock(repo, {"BOOT": 15, "SOCK": 20, "LACE": 2})
+    edit = plan_project(repo, env=E2E_ENV)
+    assert sorted((op.kind.value, op.item) for op in edit.changes) == [("reset", "BOOT"), ("reset", "LACE")]
+    assert apply_saved_plan(repo, edit, env=E2E_ENV).ok
+    now = live(strict_sandbox)
+    assert (now["item-001"]["quantity"], now["item-003"]["quantity"]) == (15, 2)
+    served = httpx.get(strict_sandbox.url + "/_sandbox/requests").json()
+    assert set(served) == {"PUT /inventory"}  # never a read: the read endpoint is not documented
+
+    # a flag in the stock file is a plan-time error naming the file and line
+    write_stock(repo, {"BOOT": {"quantity": 15, "tracking": True}, "SOCK": 20, "LACE": 2})
+    with pytest.raises(ReconcilerError, match=r"stock/warehouse.yaml:\d+.*cannot hold the setting\(s\) tracking"):
+        plan_project(repo, env=E2E_ENV)
 
 
 def test_e2e_missing_credential_fails_before_any_request(tmp_path: Path, sandbox: SandboxProcess,

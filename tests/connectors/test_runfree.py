@@ -46,9 +46,10 @@ def context(base_url: str = "http://127.0.0.1", items: dict[str, Any] | None = N
                          location_ids=STORES, item_ids=items or ITEMS)
 
 
-@pytest.fixture
-def sim() -> Iterator[RunFreeSimulator]:
-    s = RunFreeSimulator(token=TOKEN, fixtures=fixtures())
+# Run Free documents no status for its errors: the connector is tested against both readings.
+@pytest.fixture(params=["200", "4xx"])
+def sim(request: pytest.FixtureRequest) -> Iterator[RunFreeSimulator]:
+    s = RunFreeSimulator(token=TOKEN, fixtures=fixtures(), error_status=request.param)
     yield s
     s.close()
 
@@ -104,8 +105,74 @@ def test_vendor_error_is_verbatim_and_others_still_run(sim: RunFreeSimulator) ->
     conn = RunFreeConnector(context(items=items), transport=sim.wsgi_transport(), retry=FAST)
     results = run(conn, op(OpKind.RESET, "GHOST", expected=1), op(OpKind.RESET, "SHOE-9", expected=3))
     assert [r.outcome for r in results] == [Outcome.FAILED, Outcome.APPLIED]
-    assert results[0].error == '{"error":"Product not found: sku GHOST, size 1, width B"}'
+    assert results[0].response == '{"error":"Product not found: sku GHOST, size 1, width B"}'
+    assert results[0].error is not None and results[0].error.endswith(": Product not found: sku GHOST, size 1, width B")
     assert stock(sim)[("3", "849632048260")] == 3
+
+
+def test_an_error_body_fails_the_operation_whatever_the_status(sim: RunFreeSimulator) -> None:
+    """Run Free documents {"error": ...} without a status. Under the sandbox's strict default it
+    comes with 200: the old connector (any 2xx is applied) recorded these as applied."""
+    conn = RunFreeConnector(context(items={"BAD": {"sku": "ZOOT-SUIT", "size": "34", "width": "E"}}),
+                            transport=sim.wsgi_transport(), retry=FAST)
+    [result] = run(conn, op(OpKind.RESET, "BAD", expected=2))
+    assert result.outcome is Outcome.FAILED
+    assert "Product not found: sku ZOOT-SUIT, size 34, width E" in (result.error or "")
+    status = "200" if sim.error_status == "200" else "404"
+    assert f"HTTP {status}" in (result.error or "")
+    bad_token = RunFreeConnector(TargetContext(**{**context().__dict__, "credential": Secret("wrong-token-1")}),
+                                 transport=sim.wsgi_transport(), retry=FAST)
+    [refused] = run(bad_token, op(OpKind.RESET, "SHOE-9", expected=2))
+    assert refused.outcome is Outcome.FAILED and "Invalid or missing Bearer token" in (refused.error or "")
+    assert stock(sim) == {("3", "849632048260"): 5}
+
+
+@pytest.mark.parametrize(("success_body", "outcome"),
+                         [("relay", Outcome.APPLIED), ("empty", Outcome.APPLIED), ("unknown", Outcome.IN_DOUBT)])
+def test_each_plausible_success_body(success_body: str, outcome: Outcome) -> None:
+    """Run Free documents no success body: {"success": true} (its Relay API's) and an empty 200
+    are success; a shape nobody documents is in doubt, its body verbatim, never applied."""
+    sim = RunFreeSimulator(token=TOKEN, fixtures=fixtures(), success_body=success_body)
+    conn = RunFreeConnector(context(), transport=sim.wsgi_transport(), retry=FAST)
+    [result] = run(conn, op(OpKind.RESET, "SHOE-9", expected=6))
+    assert result.outcome is outcome
+    if outcome is Outcome.IN_DOUBT:
+        assert result.response == '{"status":"queued"}' and '{"status":"queued"}' in (result.error or "")
+    assert stock(sim)[("3", "849632048260")] == 6
+    conn.close()
+    sim.close()
+
+
+@pytest.mark.parametrize(("empty_width", "outcome"), [("refuse", Outcome.FAILED), ("accept", Outcome.APPLIED)])
+def test_an_empty_width_is_sent_as_configured_against_each_plausible_answer(empty_width: str, outcome: Outcome) -> None:
+    """Whether Run Free takes "width": "" is unknown: the connector sends it as configured and
+    reports what Run Free says, never guesses another width."""
+    tee = {"upc": "000000000099", "sku": "TEE", "size": "M", "width": ""}
+    sim = RunFreeSimulator(token=TOKEN, fixtures={**fixtures(), "items": [*fixtures()["items"], {"id": tee}]},
+                           empty_width=empty_width)
+    conn = RunFreeConnector(context(items={"TEE-M": {"sku": "TEE", "size": "M", "width": ""}}),
+                            transport=sim.wsgi_transport(), retry=FAST)
+    [result] = run(conn, op(OpKind.RESET, "TEE-M", expected=6))
+    assert result.outcome is outcome
+    if outcome is Outcome.FAILED:
+        assert "Missing required field: width" in (result.error or "")
+    assert stock(sim).get(("3", "000000000099")) == (6 if outcome is Outcome.APPLIED else None)
+    conn.close()
+    sim.close()
+
+
+def test_a_gateway_error_after_the_commit_is_resent_because_the_write_is_absolute(sim: RunFreeSimulator) -> None:
+    """Commit, then 502/504 over real HTTP: the absolute write is sent again; nothing is doubled
+    (setting 9 twice is 9)."""
+    with ServerThread(sim) as server:
+        conn = RunFreeConnector(context(server.url), retry=FAST)
+        for status in (502, 504):
+            sim.faults.update({"error_next_writes": 1, "error_after_write_status": status})
+            [result] = run(conn, op(OpKind.RESET, "SHOE-9", expected=9 + status % 2))
+            assert result.outcome is Outcome.APPLIED
+        conn.close()
+    assert stock(sim)[("3", "849632048260")] == 9
+    assert sim.request_counts["POST /api/product/inventory"] == 4
 
 
 def test_retries_429_and_5xx(sim: RunFreeSimulator, conn: RunFreeConnector) -> None:
@@ -234,7 +301,8 @@ def test_e2e_vendor_error_verbatim_beside_its_operation(tmp_path: Path, sandbox:
     report = apply_saved_plan(repo, plan_project(repo, env=E2E_ENV), env=E2E_ENV)
     failed = [o for o in report.ops if o.status == "failed"]
     assert [o.item for o in failed] == ["GHOST"]
-    assert failed[0].error == '{"error":"Product not found: upc 000000000000"}'
+    assert failed[0].response == '{"error":"Product not found: upc 000000000000"}'
+    assert "Product not found: upc 000000000000" in (failed[0].error or "")
     assert TOKEN not in (failed[0].error or "") + failed[0].response
     assert live(sandbox)[("7", "849632048260")] == 2  # the others were applied
 

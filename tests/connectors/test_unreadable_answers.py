@@ -63,7 +63,7 @@ def test_an_unreadable_page_of_the_supplier_feed_is_a_clear_error_not_empty_stoc
     def proxy(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, headers={"content-type": "text/html"}, content=LOGIN_PAGE, request=request)
 
-    conn = LightspeedSupplierConnector(feed_context(), transport=httpx.MockTransport(proxy))
+    conn = LightspeedSupplierConnector(feed_context(read_api="assumed"), transport=httpx.MockTransport(proxy))
     with pytest.raises(VendorRejected) as info:
         conn.read_stock()
     text = str(info.value)
@@ -76,7 +76,7 @@ def test_a_json_answer_of_another_shape_is_not_read_as_no_stock() -> None:
     def elsewhere(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={"items": [{"id": "item-001", "quantity": 4}]}, request=request)
 
-    conn = LightspeedSupplierConnector(feed_context(), transport=httpx.MockTransport(elsewhere))
+    conn = LightspeedSupplierConnector(feed_context(read_api="assumed"), transport=httpx.MockTransport(elsewhere))
     with pytest.raises(VendorRejected, match="is not a page of products"):
         conn.read_stock()
     conn.close()

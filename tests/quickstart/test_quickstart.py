@@ -23,6 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -112,7 +113,9 @@ def vendor_key(kind: str, ids: Any, fixtures: dict[str, Any]) -> str:
 
 
 def live_records(url: str) -> dict[tuple[str, str], dict[str, Any]]:
-    body = httpx.get(url + "/_sandbox/stock", timeout=10).json()
+    # a target's url may carry a path and query (Ka-ching's pasted import URL): the sandbox is its origin
+    origin = urlsplit(url)._replace(path="", query="", fragment="").geturl()
+    body = httpx.get(origin + "/_sandbox/stock", timeout=10).json()
     assert body["test_only"] is True
     return {(r["location"], json.dumps(r["item"], sort_keys=True)): r for r in body["stock"]}
 

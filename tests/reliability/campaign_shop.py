@@ -71,7 +71,9 @@ class VendorSpec:
 SPECS = {
     "xseries": VendorSpec("xseries", 3, 140, moves=True, readable=True, verifiable=True,
                           sandbox_options={"rate_budget": "100000000"}),
-    "lightspeed-supplier": VendorSpec("lightspeed-supplier", 1, 240, moves=False, readable=True, verifiable=False),
+    # the feed reads only through its unverified read path (`read_api: assumed`, target and sandbox)
+    "lightspeed-supplier": VendorSpec("lightspeed-supplier", 1, 240, moves=False, readable=True, verifiable=False,
+                                      sandbox_options={"read_api": "assumed"}, target_options={"read_api": "assumed"}),
     "zettle": VendorSpec("zettle", 1, 240, moves=False, readable=True, verifiable=False,
                          sandbox_options={"retry_after": "true"}),
     "kaching": VendorSpec("kaching", 3, 120, moves=True, readable=False, verifiable=False,

@@ -60,6 +60,15 @@ def test_429_switch(server: tuple[RunFreeSimulator, httpx.Client]) -> None:
     assert quantity(client) == 7
 
 
+def test_error_after_write_spares_a_refusal_answered_200(server: tuple[RunFreeSimulator, httpx.Client]) -> None:
+    _, client = server
+    client.put("/_sandbox/faults", json={"error_next_writes": 1})
+    assert client.post("/api/product/inventory", json={"store": "3", "quantity": 1}).status_code == 200
+    assert client.get("/_sandbox/faults").json()["error_next_writes"] == 1  # not spent on a refusal
+    assert client.post("/api/product/inventory", json=WRITE).status_code == 502
+    assert quantity(client) == 7
+
+
 def test_5xx_switch_at_half_rate_fails_some(server: tuple[RunFreeSimulator, httpx.Client]) -> None:
     _, client = server
     client.put("/_sandbox/faults", json={"rate_5xx": 0.5})
@@ -91,7 +100,8 @@ def test_drop_after_write_spares_rejected_writes(server: tuple[RunFreeSimulator,
     _, client = server
     client.put("/_sandbox/faults", json={"drop_after_write": 1.0})
     response = client.post("/api/product/inventory", json={"store": "3", "quantity": 1})
-    assert response.status_code == 400  # nothing was written, so nothing to hide
+    # nothing was written, so nothing to hide: Run Free refuses with 200 {"error"} by default
+    assert response.json() == {"error": "Missing required field: sku"}
     with pytest.raises(httpx.HTTPError):
         client.post("/api/product/inventory", json=WRITE)
 

@@ -152,6 +152,11 @@ def test_events_listing_is_test_only_and_needs_no_credential(sim: KachingSimulat
          "Stock location oslo, product product3 variant variant1: the stock value must be an integer"),
         ({"oslo": [1, 2]}, 400, "Stock location oslo: value must be an object of products"),
         ([{"oslo": {}}], 400, None),
+        # ids are database keys that cannot hold . / # $ * [ ] (a client that does not check is refused)
+        ({"oslo": {"product1": 1, "tee.red": 2}}, 400, "Invalid key(s) tee.red: ids cannot contain . / # $ * [ ]"),
+        ({"oslo": {"product3": {"s/m": 1, "l[1]": 1}}}, 400,
+         "Invalid key(s) l[1], s/m: ids cannot contain . / # $ * [ ]"),
+        ({"os#lo": {"product1": 1}}, 400, "Invalid key(s) os#lo: ids cannot contain . / # $ * [ ]"),
     ],
 )
 def test_bad_imports_are_rejected_and_change_nothing(sim: KachingSimulator, body: Any, status: int,

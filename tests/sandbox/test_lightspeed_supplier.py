@@ -23,9 +23,17 @@ FIXTURES = {
 
 @pytest.fixture
 def sim() -> Iterator[LightspeedSupplierSimulator]:
-    simulator = LightspeedSupplierSimulator(fixtures=FIXTURES)
+    # Most tests here exercise the assumed read and flag paths too; the strict default (write-only)
+    # has its own tests below.
+    simulator = LightspeedSupplierSimulator(fixtures=FIXTURES, read_api="assumed")
     yield simulator
     simulator.close()
+
+
+def strict_client(**switches: str) -> tuple[LightspeedSupplierSimulator, httpx.Client]:
+    sim = LightspeedSupplierSimulator(fixtures=FIXTURES, **switches)
+    return sim, httpx.Client(transport=sim.wsgi_transport(), base_url="http://sandbox",
+                             headers={"Authorization": f"Bearer {sim.default_token}"})
 
 
 @pytest.fixture
@@ -174,6 +182,47 @@ def test_vendor_shaped_faults(sim: LightspeedSupplierSimulator, client: httpx.Cl
     assert stock_of(sim) == INITIAL
 
 
+# --- the strict default: only the documented path exists -----------------------------------------
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/products"), ("GET", f"/products/{A}"), ("PUT", f"/products/{A}")])
+def test_by_default_the_undocumented_paths_do_not_exist(method: str, path: str) -> None:
+    """A client that reads (or writes flags) through the paths nobody has seen documented is
+    refused by default, as the real host most likely refuses it: the connector's default is
+    write-only (tests/connectors/test_lightspeed_supplier.py)."""
+    sim, client = strict_client()
+    response = client.request(method, path, json={"inventory": {"isBackorderingEnabled": [True]}}
+                              if method == "PUT" else None)
+    assert response.status_code == 404
+    assert stock_of(sim) == INITIAL
+    assert client.put("/inventory", json={"products": [{"id": A, "quantity": 3}]}).status_code == 200
+    sim.close()
+
+
+@pytest.mark.parametrize(("method", "body"), [("POST", {"products": [{"id": A, "quantity": 3}]}),
+                                              ("PATCH", {"products": [{"id": A, "quantity": 3}]}),
+                                              ("PUT", [{"id": A, "quantity": 3}]),
+                                              ("PUT", {"products": [{"id": A, "quantity": 3.0}]})])
+def test_a_client_that_gets_the_documented_put_wrong_is_refused(method: str, body: Any) -> None:
+    sim, client = strict_client()
+    response = client.request(method, "/inventory", json=body)
+    assert response.status_code in (400, 405)
+    assert stock_of(sim) == INITIAL
+    sim.close()
+
+
+def test_put_answer_switch() -> None:
+    sim, client = strict_client(put_answer="empty")
+    response = client.put("/inventory", json={"products": [{"id": A, "quantity": 3}]})
+    assert (response.status_code, response.content) == (204, b"")
+    assert stock_of(sim)[A][0] == 3
+    sim.close()
+    with pytest.raises(ValueError, match="put_answer"):
+        LightspeedSupplierSimulator(put_answer="maybe")
+    with pytest.raises(ValueError, match="read_api"):
+        LightspeedSupplierSimulator(read_api="yes")
+
+
 # --- sales, fixtures, persistence ---------------------------------------------------------
 
 
@@ -194,7 +243,7 @@ def test_fixture_stock_must_name_a_listed_item() -> None:
 
 def test_state_persists_across_restart(tmp_path: Path) -> None:
     state = tmp_path / "supplier.db"
-    first = LightspeedSupplierSimulator(state=state, fixtures=FIXTURES)
+    first = LightspeedSupplierSimulator(state=state, fixtures=FIXTURES, read_api="assumed")
     client = httpx.Client(transport=first.wsgi_transport(), base_url="http://sandbox",
                           headers={"Authorization": f"Bearer {first.default_token}"})
     client.put("/inventory", json={"products": [{"id": B, "quantity": 12}]})

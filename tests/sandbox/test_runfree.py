@@ -20,11 +20,18 @@ FIXTURES = {
 }
 
 
-@pytest.fixture
-def sim() -> Iterator[RunFreeSimulator]:
-    simulator = RunFreeSimulator(fixtures=FIXTURES)
+# Run Free documents no status for its errors: every error test runs with the strict default
+# (errors answered 200 with {"error": ...}) and with the assumed 4xx codes.
+@pytest.fixture(params=["200", "4xx"])
+def sim(request: pytest.FixtureRequest) -> Iterator[RunFreeSimulator]:
+    simulator = RunFreeSimulator(fixtures=FIXTURES, error_status=request.param)
     yield simulator
     simulator.close()
+
+
+def code(sim: RunFreeSimulator, assumed: int) -> int:
+    """The status an error is answered with under the simulator's error_status switch."""
+    return 200 if sim.error_status == "200" else assumed
 
 
 @pytest.fixture
@@ -58,7 +65,7 @@ def test_seed_sku_size_width_example(sim: RunFreeSimulator, client: httpx.Client
 
 def test_seed_missing_sku_error_body(sim: RunFreeSimulator, client: httpx.Client) -> None:
     response = client.post("/api/product/inventory", json={"size": "34", "width": "D", "store": "3", "quantity": 44})
-    assert response.status_code == 400
+    assert response.status_code == code(sim, 400)
     assert response.json() == {"error": "Missing required field: sku"}
     assert stock_of(sim) == {("3", OTHER["upc"]): 5}
 
@@ -72,9 +79,10 @@ def test_seed_missing_sku_error_body(sim: RunFreeSimulator, client: httpx.Client
         ({"sku": "ZOOT-SUIT", "size": "34", "store": "3", "quantity": 1}, "width"),
     ],
 )
-def test_each_missing_field_is_named(client: httpx.Client, body: dict[str, object], missing: str) -> None:
+def test_each_missing_field_is_named(sim: RunFreeSimulator, client: httpx.Client, body: dict[str, object],
+                                     missing: str) -> None:
     response = client.post("/api/product/inventory", json=body)
-    assert (response.status_code, response.json()) == (400, {"error": f"Missing required field: {missing}"})
+    assert (response.status_code, response.json()) == (code(sim, 400), {"error": f"Missing required field: {missing}"})
 
 
 # --- validation and auth --------------------------------------------------------------------
@@ -83,7 +91,7 @@ def test_each_missing_field_is_named(client: httpx.Client, body: dict[str, objec
 def test_one_item_per_request_a_list_is_rejected(sim: RunFreeSimulator, client: httpx.Client) -> None:
     body = [{"upc": "849632048260", "store": "3", "quantity": 1}, {"upc": OTHER["upc"], "store": "3", "quantity": 2}]
     response = client.post("/api/product/inventory", json=body)
-    assert response.status_code == 400
+    assert response.status_code == code(sim, 400)
     assert "one item per request" in response.json()["error"].lower()
     assert stock_of(sim) == {("3", OTHER["upc"]): 5}
 
@@ -102,18 +110,18 @@ def test_one_item_per_request_a_list_is_rejected(sim: RunFreeSimulator, client: 
 def test_bad_requests_change_nothing(sim: RunFreeSimulator, client: httpx.Client, body: dict[str, object],
                                      status: int, fragment: str) -> None:
     response = client.post("/api/product/inventory", json=body)
-    assert response.status_code == status
+    assert response.status_code == code(sim, status)
     assert fragment in response.json()["error"]
     assert stock_of(sim) == {("3", OTHER["upc"]): 5}
 
 
 @pytest.mark.parametrize("header", [None, "Bearer wrong", "Basic runfree-sandbox-token"])
-def test_bad_or_missing_token_is_401(sim: RunFreeSimulator, header: str | None) -> None:
+def test_bad_or_missing_token_is_refused(sim: RunFreeSimulator, header: str | None) -> None:
     client = httpx.Client(transport=sim.wsgi_transport(), base_url="http://sandbox")
     headers = {"Authorization": header} if header else {}
     response = client.post("/api/product/inventory", json={"upc": "849632048260", "store": "3", "quantity": 1},
                            headers=headers)
-    assert response.status_code == 401
+    assert response.status_code == code(sim, 401)
     assert set(response.json()) == {"error"}
     assert stock_of(sim) == {("3", OTHER["upc"]): 5}
 
@@ -122,9 +130,10 @@ def test_custom_token_replaces_the_default() -> None:
     sim = RunFreeSimulator(fixtures=FIXTURES, token="s3cret")
     client = httpx.Client(transport=sim.wsgi_transport(), base_url="http://sandbox")
     body = {"upc": "849632048260", "store": "7", "quantity": 3}
-    assert client.post("/api/product/inventory", json=body,
-                       headers={"Authorization": f"Bearer {sim.default_token}"}).status_code == 401
-    assert client.post("/api/product/inventory/", json=body, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    refused = client.post("/api/product/inventory", json=body, headers={"Authorization": f"Bearer {sim.default_token}"})
+    assert refused.json() == {"error": "Invalid or missing Bearer token"}
+    assert stock_of(sim) == {("3", OTHER["upc"]): 5}
+    assert client.post("/api/product/inventory/", json=body, headers={"Authorization": "Bearer s3cret"}).json() == {"success": True}
     assert stock_of(sim)[("7", "849632048260")] == 3
     sim.close()
 
@@ -138,6 +147,56 @@ def test_vendor_shaped_faults(sim: RunFreeSimulator, client: httpx.Client) -> No
     response = client.post("/api/product/inventory", json={"upc": "849632048260", "store": "3", "quantity": 1})
     assert response.status_code >= 500 and set(response.json()) == {"error"}
     assert stock_of(sim) == {("3", OTHER["upc"]): 5}
+
+
+# --- the strict default: an error answered 200, and the plausible success bodies -----------------
+
+
+def test_by_default_an_error_comes_back_with_200_and_a_status_only_client_is_fooled() -> None:
+    """The strict default: a client that trusts the status (as ours did) sees 200 for a write
+    Run Free refused; only the body tells. tests/connectors/test_runfree.py shows ours reads it."""
+    sim = RunFreeSimulator(fixtures=FIXTURES)
+    client = httpx.Client(transport=sim.wsgi_transport(), base_url="http://sandbox",
+                          headers={"Authorization": f"Bearer {sim.default_token}"})
+    response = client.post("/api/product/inventory", json={"upc": "849632048260", "quantity": 4})
+    assert response.is_success and response.json() == {"error": "Missing required field: store"}
+    assert stock_of(sim) == {("3", OTHER["upc"]): 5}
+    sim.close()
+
+
+@pytest.mark.parametrize(("success_body", "status", "text"),
+                         [("relay", 200, '{"success":true}'), ("empty", 200, ""), ("unknown", 200, '{"status":"queued"}')])
+def test_success_body_switch(success_body: str, status: int, text: str) -> None:
+    sim = RunFreeSimulator(fixtures=FIXTURES, success_body=success_body)
+    client = httpx.Client(transport=sim.wsgi_transport(), base_url="http://sandbox",
+                          headers={"Authorization": f"Bearer {sim.default_token}"})
+    response = client.post("/api/product/inventory", json={"upc": "849632048260", "store": "3", "quantity": 4})
+    assert (response.status_code, response.text) == (status, text)
+    assert stock_of(sim)[("3", "849632048260")] == 4
+    sim.close()
+
+
+@pytest.mark.parametrize(("empty_width", "answer", "quantity"),
+                         [("refuse", {"error": "Missing required field: width"}, None), ("accept", {"success": True}, 6)])
+def test_empty_width_switch(empty_width: str, answer: dict[str, object], quantity: int | None) -> None:
+    tee = {"upc": "000000000099", "sku": "TEE", "size": "M", "width": ""}
+    sim = RunFreeSimulator(fixtures={**FIXTURES, "items": [*FIXTURES["items"], {"id": tee}]}, empty_width=empty_width)
+    client = httpx.Client(transport=sim.wsgi_transport(), base_url="http://sandbox",
+                          headers={"Authorization": f"Bearer {sim.default_token}"})
+    response = client.post("/api/product/inventory", json={"sku": "TEE", "size": "M", "width": "", "store": "3",
+                                                           "quantity": 6})
+    assert response.json() == answer
+    assert stock_of(sim).get(("3", tee["upc"])) == quantity
+    sim.close()
+
+
+def test_unknown_switch_values_are_refused() -> None:
+    with pytest.raises(ValueError, match="error_status"):
+        RunFreeSimulator(error_status="500")
+    with pytest.raises(ValueError, match="success_body"):
+        RunFreeSimulator(success_body="maybe")
+    with pytest.raises(ValueError, match="empty_width"):
+        RunFreeSimulator(empty_width="maybe")
 
 
 # --- sales, fixtures, persistence ---------------------------------------------------------

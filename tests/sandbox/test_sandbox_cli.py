@@ -49,8 +49,8 @@ def test_serve_in_a_subprocess_answers_and_persists(tmp_path: Path) -> None:
     with SandboxProcess("runfree", state=state, fixtures_path=fixtures) as again:
         stock = httpx.get(again.url + "/_sandbox/stock").json()["stock"]
         assert stock == [{"location": "3", "item": {"upc": "849632048260"}, "quantity": 12}]
-        assert httpx.post(again.url + "/api/product/inventory", json=body,
-                          headers={"Authorization": "Bearer tok-1"}).status_code == 401  # default token now
+        refused = httpx.post(again.url + "/api/product/inventory", json=body, headers={"Authorization": "Bearer tok-1"})
+        assert refused.json() == {"error": "Invalid or missing Bearer token"}  # default token now
 
 
 def test_serve_passes_kind_options(tmp_path: Path) -> None:
