@@ -69,6 +69,16 @@ def test_error_after_write_spares_a_refusal_answered_200(server: tuple[RunFreeSi
     assert quantity(client) == 7
 
 
+def test_error_after_write_commits_then_answers_the_gateway_status(server: tuple[RunFreeSimulator, httpx.Client]) -> None:
+    _, client = server
+    client.put("/_sandbox/faults", json={"error_next_writes": 2, "error_after_write_status": 504})
+    assert client.post("/api/product/inventory", json=WRITE).status_code == 504
+    assert quantity(client) == 7  # committed, although the answer says the gateway gave up
+    assert client.post("/api/product/inventory", json={**WRITE, "quantity": 8}).status_code == 504
+    assert quantity(client) == 8 and client.get("/_sandbox/faults").json()["error_next_writes"] == 0
+    assert client.post("/api/product/inventory", json={**WRITE, "quantity": 9}).status_code == 200
+
+
 def test_5xx_switch_at_half_rate_fails_some(server: tuple[RunFreeSimulator, httpx.Client]) -> None:
     _, client = server
     client.put("/_sandbox/faults", json={"rate_5xx": 0.5})
@@ -159,7 +169,8 @@ def test_seed_switch_in_process_and_back_to_none() -> None:
 
 
 @pytest.mark.parametrize("bad", [{"rate_429": 2}, {"rate_5xx": "often"}, {"latency_ms": -1},
-                                 {"drop_next_writes": True}, {"seed": [1]}])
+                                 {"drop_next_writes": True}, {"seed": [1]}, {"error_after_write_status": 418},
+                                 {"error_after_write": 1.5}])
 def test_bad_fault_values_are_400_and_change_nothing(server: tuple[RunFreeSimulator, httpx.Client],
                                                      bad: dict[str, object]) -> None:
     _, client = server
