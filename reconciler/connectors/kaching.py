@@ -26,6 +26,7 @@ from typing import Any, Mapping, Sequence
 
 import httpx
 
+from reconciler.auth import api_key
 from reconciler.connectors._http import VendorHTTP, redact_url
 from reconciler.connectors.base import Connector, OpResult, Outcome, TargetContext
 from reconciler.errors import ConfigError, NotSupported, Problem
@@ -99,7 +100,7 @@ class KachingConnector(Connector):
         request.url = request.url.copy_merge_params({
             "account": str(self.ctx.options["account"]),
             "integration": str(self.ctx.options["integration"]),
-            "apikey": self.ctx.credential.reveal(),
+            "apikey": api_key(self.ctx),
         })
 
     def close(self) -> None:

@@ -25,6 +25,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import httpx
 
+from reconciler.auth import bearer_auth
 from reconciler.connectors._http import RetryPolicy, VendorHTTP
 from reconciler.connectors.base import Connector, OpResult, Outcome, TargetContext
 from reconciler.errors import ConfigError, NotSupported, Problem, VendorRejected
@@ -34,13 +35,6 @@ MAX_BATCH = 1000  # ASSUMPTION: undocumented; matches the simulator
 PER_PAGE = 250  # ASSUMPTION: the simulator's maximum page size for GET /products
 FLAGS = {"tracking": "isInventoryTrackingEnabled", "backordering": "isBackorderingEnabled"}
 QUANTITY_KINDS = (OpKind.RESET, OpKind.ADJUST)
-
-
-def _bearer(ctx: TargetContext) -> Callable[[httpx.Request], None]:
-    def auth(request: httpx.Request) -> None:
-        request.headers["Authorization"] = f"Bearer {ctx.credential.reveal()}"
-
-    return auth
 
 
 class LightspeedSupplierConnector(Connector):
@@ -68,7 +62,7 @@ class LightspeedSupplierConnector(Connector):
             )])
         self.location = next(iter(ctx.location_ids))
         self.tolerance = int(ctx.options.get("drift_tolerance", 0))
-        self.http = VendorHTTP(ctx, transport, auth=_bearer(ctx), retry=retry or RetryPolicy())
+        self.http = VendorHTTP(ctx, transport, auth=bearer_auth(ctx), retry=retry or RetryPolicy())
 
     def close(self) -> None:
         self.http.close()

@@ -24,6 +24,7 @@ from typing import Any, Mapping, Sequence
 
 import httpx
 
+from reconciler.auth import bearer_auth
 from reconciler.connectors._http import VendorHTTP
 from reconciler.connectors.base import Connector, OpResult, Outcome, TargetContext, Verification
 from reconciler.errors import ConfigError, NotSupported, Problem, VendorRejected
@@ -78,13 +79,12 @@ class ZettleConnector(Connector):
     def __init__(self, ctx: TargetContext, *, transport: httpx.BaseTransport | None = None) -> None:
         super().__init__(ctx, transport=transport)
         self.tolerance = _tolerance(ctx)
-        self.http = VendorHTTP(ctx, transport, auth=self._auth)
+        self.http = VendorHTTP(ctx, transport, auth=bearer_auth(ctx, self._auth))
         self._system: dict[str, str] | None = None
 
     # --- plumbing ----------------------------------------------------------------------------
 
     def _auth(self, request: httpx.Request) -> None:
-        request.headers["Authorization"] = f"Bearer {self.ctx.credential.reveal()}"
         app_id = self.ctx.options.get("application_id")
         if app_id:
             request.headers["X-iZettle-Application-Id"] = str(app_id)

@@ -27,6 +27,7 @@ from starlette.routing import BaseRoute, Route
 
 from reconciler.errors import ConfigError, Problem
 from reconciler.sandbox._core import Simulator, VendorAnswer
+from reconciler.sandbox._oauth import with_oauth
 
 MAX_BATCH = 1000  # ASSUMPTION: undocumented; chosen so a connector has a limit to respect
 DEFAULT_PER_PAGE = 50
@@ -56,6 +57,10 @@ class LightspeedSupplierSimulator(Simulator):
     kind = "lightspeed-supplier"
     default_token = "lightspeed-supplier-sandbox-token"
     schema = SCHEMA
+
+    @property
+    def app(self) -> Any:
+        return with_oauth(self, super().app)  # the vendor's token endpoints (sandbox/_oauth.py)
 
     # --- vendor paths ---------------------------------------------------------------------
 
