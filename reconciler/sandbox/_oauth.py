@@ -31,7 +31,8 @@ refresh token, bad code or PKCE verifier), 401 ``invalid_client`` (wrong client 
 vendor's: 7200 / 900 / 86400), ``rotate``, ``expired_answer`` (``"vendor"``: a 401 that says
 expired; ``"opaque"``: the plain invalid-token 401), ``consent`` and ``grant_scopes``. POST
 ``/_sandbox/oauth/grant`` mints a refresh token without a browser, ``/_sandbox/oauth/key`` a
-Zettle API key, ``/_sandbox/oauth/revoke`` revokes (``{"refresh_token"}`` or ``{"all": true}``);
+Zettle API key, ``/_sandbox/oauth/revoke`` revokes (``{"refresh_token"}``, ``{"keys": true}`` or
+``{"all": true}``), ``/_sandbox/oauth/expire`` ends every access token now;
 GET ``/_sandbox/oauth/stats`` counts what the endpoints did.
 """
 
@@ -47,7 +48,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -203,6 +204,13 @@ class OAuthServer:
                     grant.state = "revoked"
             return len(chosen)
 
+    def expire_access(self) -> int:
+        """End every access token now, as a vendor whose clock runs ahead would."""
+        with self._lock:
+            for grant in self.access.values():
+                grant.expires_at = 0.0
+            return len(self.access)
+
     # --- the token endpoint -------------------------------------------------------------------
     def token(self, form: dict[str, str], authorization: str) -> dict[str, Any]:
         grant_type = form.get("grant_type", "")
@@ -329,6 +337,7 @@ class OAuthServer:
                    Route(CONTROL + "/grant", self._control_grant, methods=["POST"]),
                    Route(CONTROL + "/key", self._control_key, methods=["POST"]),
                    Route(CONTROL + "/revoke", self._control_revoke, methods=["POST"]),
+                   Route(CONTROL + "/expire", self._control_expire, methods=["POST"]),
                    Route(CONTROL + "/stats", self._control_stats, methods=["GET"])]
         return Starlette(routes=routes)
 
@@ -338,7 +347,8 @@ class OAuthServer:
     async def _token_endpoint(self, request: Request) -> Response:
         if "application/x-www-form-urlencoded" not in request.headers.get("content-type", ""):
             return OAuthRefusal("invalid_request", "the token request must be form-encoded").response()
-        form = {k: str(v) for k, v in (await request.form()).items()}
+        # parsed here: Starlette's request.form() needs python-multipart, not a dependency
+        form = dict(parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True))
         try:
             return JSONResponse(self.token(form, request.headers.get("authorization", "")),
                                 headers={"Cache-Control": "no-store"})
@@ -371,6 +381,9 @@ class OAuthServer:
         body = await _json(request)
         revoked = self.revoke(body.get("refresh_token"), everything=bool(body.get("all")), keys=bool(body.get("keys")))
         return JSONResponse({"revoked": revoked})
+
+    async def _control_expire(self, request: Request) -> Response:
+        return JSONResponse({"expired": self.expire_access()})
 
     async def _control_stats(self, request: Request) -> Response:
         return JSONResponse(dict(self.stats))
