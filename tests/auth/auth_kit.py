@@ -75,7 +75,8 @@ class Shop:
         full = {k: v for k, v in os.environ.items() if k not in ("RECONCILER_STATE", "RECONCILER_REPO")}
         full.update(self.env)
         full.update(env or {})
-        return subprocess.run([sys.executable, "-m", "reconciler", "-C", str(self.root), *argv], env=full,
+        # cwd: relative paths (--out plans/p.json) land in the shop, as for a user working there
+        return subprocess.run([sys.executable, "-m", "reconciler", "-C", str(self.root), *argv], env=full, cwd=self.root,
                               capture_output=True, text=True, timeout=timeout)
 
 

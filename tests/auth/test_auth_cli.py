@@ -25,7 +25,7 @@ def _login(shop: Shop, *extra: str, consent: bool = True) -> subprocess.Complete
     env.update({k: v for k, v in shop.env.items() if k != REFRESH_VAR})
     proc = subprocess.Popen([sys.executable, "-m", "reconciler", "-C", str(shop.root), "auth", "login", "t",
                              "--no-browser", "--port", "0", "--timeout", "60", *extra],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, cwd=shop.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     seen = ""
     deadline = time.monotonic() + 60
