@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from reconciler.errors import Problem
+
 FlowName = Literal["static", "zettle-assertion", "oauth-refresh"]
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 
@@ -44,15 +46,6 @@ class AuthConfig(BaseModel):
     def _scope_list(cls, value: object) -> object:
         # YAML gives a list; strict mode wants the tuple the frozen model stores
         return tuple(value) if isinstance(value, list) else value
-
-    @field_validator("refresh_token_env")
-    @classmethod
-    def _env_name(cls, value: str | None) -> str | None:
-        if value is not None and not _ENV_NAME.fullmatch(value):
-            # never echo the value: it may be a pasted token
-            raise ValueError("refresh_token_env must be the NAME of an environment variable (capitals, digits and _), "
-                             "never the token itself")
-        return value
 
     @model_validator(mode="after")
     def _flow_fields(self) -> AuthConfig:
@@ -102,3 +95,19 @@ VENDORS: dict[str, VendorAuth] = {
 
 def vendor_auth(kind: str) -> VendorAuth:
     return VENDORS.get(kind, VendorAuth(("static",)))
+
+
+def auth_problems(name: str, kind: str, auth: AuthConfig, line: int | None) -> list[Problem]:
+    """`reconciler validate`: a flow the target's vendor does not offer, located at its block."""
+    problems = []
+    flows = vendor_auth(kind).flows
+    if auth.flow not in flows:
+        problems.append(Problem(f"target {name!r}: kind {kind} does not offer the auth flow {auth.flow!r}",
+                                "reconciler.yaml", line, f"Use one of: {', '.join(flows)} (docs/auth.md)."))
+    if auth.refresh_token_env is not None and not _ENV_NAME.fullmatch(auth.refresh_token_env):
+        # Checked here, not by the schema, whose messages quote the value: it may be a pasted token.
+        problems.append(Problem(f"target {name!r}: auth.refresh_token_env must be the NAME of an environment variable "
+                                "(capitals, digits and _), never the token itself", "reconciler.yaml", line,
+                                "Put the token in a CI secret or environment variable and write its name here; "
+                                "revoke the token if it is real."))
+    return problems

@@ -6,7 +6,7 @@ import os
 from contextlib import contextmanager
 from typing import Any, Iterator, Mapping
 
-from reconciler.auth._config import AuthConfig, vendor_auth
+from reconciler.auth._config import AuthConfig, auth_problems, vendor_auth
 from reconciler.auth._sources import (
     OAuthClient,
     RefreshTokenSource,
@@ -42,10 +42,9 @@ def _problem(name: str, message: str, hint: str, line: int | None) -> ConfigErro
 
 def check_flow(name: str, kind: str, auth: AuthConfig, line: int | None = None) -> None:
     """A flow the vendor does not offer is a configuration error, located at the auth block."""
-    flows = vendor_auth(kind).flows
-    if auth.flow not in flows:
-        raise _problem(name, f"kind {kind} does not offer the auth flow {auth.flow!r}",
-                       f"Use one of: {', '.join(flows)} (docs/auth.md).", line)
+    problems = auth_problems(name, kind, auth, line)
+    if problems:
+        raise ConfigError(problems)
 
 
 def token_source(project: Any, name: str, credential: Secret, env: Mapping[str, str] | None = None,
