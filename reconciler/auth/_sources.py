@@ -43,7 +43,7 @@ from reconciler.connectors.base import Secret
 from reconciler.errors import AuthError, VendorUnavailable
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-TOKEN_TIMEOUT_S = 20.0
+TOKEN_TIMEOUT_S = 10.0  # a refresh holds the state store's write lock while it waits
 _REDACTED = "********"
 
 
@@ -131,9 +131,19 @@ class _Renewing(TokenSource):
     def access_token(self) -> str:
         with self._lock:
             if self._stale():
-                self._token = _token(self._fetch())
+                self._token = _token(self._renew())
                 self.renewals += 1
             return str(self._token["access_token"])  # type: ignore[index]
+
+    def _renew(self) -> Mapping[str, Any]:
+        """:meth:`_fetch`, again after a failure that never reached a decision (connection
+        refused, 5xx, 429). Each attempt is a whole fetch: for a refresh token, its own store
+        transaction, so no transaction waits out a retry while holding the store's write lock."""
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(3), wait=tenacity.wait_exponential(0.5, max=4),
+            retry=tenacity.retry_if_exception_type(VendorUnavailable), reraise=True,
+        )
+        return retrying(self._fetch)
 
     def expire(self, token: str) -> None:
         with self._lock:
@@ -152,13 +162,9 @@ class _Renewing(TokenSource):
         return OAuth2Client(timeout=TOKEN_TIMEOUT_S, transport=self.transport, **kw)
 
     def _call(self, what: str, grant: Callable[[], Mapping[str, Any]], on_refusal: Callable[[OAuthError], AuthError]) -> Mapping[str, Any]:
-        """Run one grant request, retrying what never reached a decision (connection errors, 5xx, 429)."""
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(3), wait=tenacity.wait_exponential(0.5, max=5),
-            retry=tenacity.retry_if_exception(_retryable), reraise=True,
-        )
+        """Run one grant request; translate what goes wrong into reconciler's errors."""
         try:
-            return retrying(grant)
+            return grant()
         except OAuthError as exc:
             raise on_refusal(exc) from None
         except httpx.HTTPStatusError as exc:
@@ -183,12 +189,6 @@ class _Renewing(TokenSource):
             if len(secret) >= 4:
                 text = text.replace(secret, _REDACTED)
         return text
-
-
-def _retryable(exc: BaseException) -> bool:
-    if isinstance(exc, httpx.HTTPStatusError):
-        return exc.response.status_code >= 500 or exc.response.status_code == 429
-    return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
 
 
 def _token(answer: Mapping[str, Any]) -> OAuth2Token:
