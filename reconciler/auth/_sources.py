@@ -351,6 +351,7 @@ class RefreshTokenSource(_Renewing):
         self.seed_variable, self.holder = seed_variable, holder
         self._scopes: frozenset[str] | None = None
         self._spent: list[str] = []  # refresh tokens this process saw, for scrubbing
+        self._from_seed = False
 
     def _fetch(self) -> Mapping[str, Any]:
         with self.open_store() as store:
@@ -361,6 +362,7 @@ class RefreshTokenSource(_Renewing):
     def _exchange(self, refresh_token: Secret) -> Mapping[str, Any]:
         """Called by the store inside its transaction with the current refresh token."""
         self._spent = [refresh_token.reveal()]
+        self._from_seed = bool(self.seed) and refresh_token.reveal() == self.seed.reveal()  # type: ignore[union-attr]
 
         def grant() -> Mapping[str, Any]:
             with self.client.authlib(self.transport) as oauth:
@@ -377,6 +379,14 @@ class RefreshTokenSource(_Renewing):
             return AuthError(
                 f"target {self.target!r}: the token endpoint refused the OAuth client ({words})",
                 hint=f"Check auth.client_id in reconciler.yaml and the client secret in {self.client.variable}.",
+            )
+        if self._from_seed:
+            return AuthError(
+                f"target {self.target!r}: the state store holds no refresh token, so the one in "
+                f"{self.seed_variable} was used, and the token endpoint refused it ({words}); a rotating token "
+                "in a CI secret is spent by the first run that uses it",
+                hint=f"Run `reconciler auth login {self.target}` against this state, and keep the state with its "
+                     "credentials between runs (a PostgreSQL state: a snapshot never carries them; docs/auth.md).",
             )
         return AuthError(
             f"target {self.target!r}: the token endpoint refused the stored refresh token ({words}); it was "

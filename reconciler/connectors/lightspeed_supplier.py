@@ -21,7 +21,7 @@ adjustment cannot be told apart from a sale afterwards, so it is UNKNOWN (in dou
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import httpx
 

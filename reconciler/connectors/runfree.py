@@ -15,7 +15,7 @@ Every write is absolute, so the applier re-sends it after a crash.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import httpx
 

@@ -52,6 +52,7 @@ def test_a_token_rotated_by_one_process_is_the_one_the_next_uses(tmp_path: Path,
         stale = shop.cli("plan", env={"RECONCILER_STATE": str(tmp_path / "elsewhere.db")})
         assert stale.returncode == 1
         assert "already used" in stale.stderr and "auth login t" in stale.stderr
+        assert "the state store holds no refresh token, so the one in AUTH_T_REFRESH was used" in stale.stderr
 
 
 def test_processes_refreshing_at_once_take_turns(tmp_path: Path, state_url: str) -> None:
