@@ -44,6 +44,8 @@ class SourceAuth(httpx.Auth):
     def __init__(self, source: TokenSource, extra: AuthHook | None = None) -> None:
         self.source = source
         self.extra = extra
+        # the body of a 401 is only read when it may say "expired" to a source that can renew
+        self.requires_response_body = source.renewable
 
     def _sign(self, request: httpx.Request) -> str:
         token = self.source.access_token()
