@@ -49,13 +49,15 @@ def render_status(rows: Sequence[TargetAuth]) -> str:
         else:
             lines.append(f"  scopes: {' '.join(sorted(status.scopes)) or '(none)'}")
         lines.extend(f"  {detail}" for detail in status.details)
-        if row.covers:
+        if row.covers and any(missing is not None for missing in row.covers.values()):
             cells = []
             for word, missing in row.covers.items():
                 mark = "?" if missing is None else "ok" if not missing else "MISSING " + ",".join(missing)
                 cells.append(f"{word}: {mark}")
             lines.append("  covers: " + "; ".join(cells))
-        if row.planned:
+        if row.planned and status.scopes is None:
+            lines.append("  the plan: not checked (the credential's scopes are not visible to reconciler)")
+        elif row.planned:
             short = [f"{word} x{count} needs {','.join(row.covers.get(word) or [])}"
                      for word, count in row.planned.items() if row.covers.get(word)]
             lines.append("  the plan: " + ("NOT covered: " + "; ".join(short) if short else

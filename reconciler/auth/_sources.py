@@ -96,8 +96,8 @@ class StaticBearer(TokenSource):
         return self.credential.reveal()
 
     def status(self) -> TokenStatus:
-        return TokenStatus("static", details=("a fixed bearer token from the environment; its scopes and expiry "
-                                              "are not visible to reconciler",))
+        return TokenStatus("static", details=("a fixed token or key from the environment (credentials_env), sent "
+                                              "as it is",))
 
     def secrets(self) -> list[str]:
         return [self.credential.reveal()]
