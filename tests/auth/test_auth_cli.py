@@ -155,3 +155,18 @@ def test_status_after_login_and_against_a_plan(tmp_path: Path) -> None:
         assert re.search(r"access token expires: \d{4}-\d\d-\d\d", status.stdout)
         token = _stored(shop)[0][5]
         assert token not in status.stdout + status.stderr
+
+
+def test_a_token_revoked_between_plan_and_apply_fails_the_operations_unsent(tmp_path: Path) -> None:
+    with oauth_shop(tmp_path, "lightspeed-supplier", items=3) as shop:
+        assert shop.cli("plan", "--out", "plans/p.json").returncode == 0
+        shop.oauth.revoke(everything=True)
+        done = shop.cli("apply", "plans/p.json", "--no-progress")
+        assert done.returncode == 3, done.stdout + done.stderr  # failed, not in doubt: nothing was sent
+        assert "Run `reconciler auth login t`" in done.stdout + done.stderr
+        served = httpx.get(shop.url + "/_sandbox/requests").json()
+        assert not [k for k in served if k.startswith("PUT")]
+        # After a new sign-in the same apply resumes and sends what failed.
+        assert _login(shop).returncode == 0
+        again = shop.cli("apply", "plans/p.json", "--no-progress")
+        assert again.returncode == 0, again.stdout + again.stderr
