@@ -152,6 +152,16 @@ class InsecureTransportError(VendorError):
     """Plain http to a non-loopback host was refused."""
 
 
+class AuthError(VendorError):
+    """A credential could not be turned into an access token (refused key, revoked or reused
+    refresh token, wrong client). Raised before the vendor request it was for was sent; the
+    hint says what to do (usually ``reconciler auth login TARGET`` or a new key)."""
+
+
+class MissingScopeError(PlanError):
+    """The credential lacks a scope an operation of the plan needs; found before any write."""
+
+
 # --- state and apply ---------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import httpx
 
+from reconciler.auth._scopes import check_plan_scopes
 from reconciler.config import Project, load_project
 from reconciler.connectors.base import Connector, connector_class
 from reconciler.errors import PlanError, StalePlanError
@@ -202,7 +203,9 @@ def plan_project(
         **dict(guard_overrides or {}),
     )
     git = git_info(project.root)
-    return make_plan(project.desired, base, actual, policy, git_commit=git.commit, git_dirty=git.dirty)
+    plan = make_plan(project.desired, base, actual, policy, git_commit=git.commit, git_dirty=git.dirty)
+    check_plan_scopes(plan.operations, connectors)  # a missing OAuth scope is a plan-time error
+    return plan
 
 
 def apply_saved_plan(
@@ -227,6 +230,7 @@ def apply_saved_plan(
     targets = sorted({op.target for op in plan.operations} & set(targets_in_scope(project, only_targets)))
     with ExitStack() as stack:
         connectors = open_connectors(project, targets, env=env, transports=transports, stack=stack)
+        check_plan_scopes(plan.operations, connectors)  # before any write: scopes may have changed since the plan
         store = open_store(project, env=env)
         stack.callback(store.close)
         return apply_plan(

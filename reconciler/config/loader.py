@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from reconciler.auth._config import auth_problems
 from reconciler.config._kinds import KINDS
 from reconciler.config._stock import CATALOG_FILE, CatalogItem, StockCollector, TargetInfo, parse_catalog, suggest
 from reconciler.config._yaml import LineDict, parse, read_text
@@ -185,6 +186,7 @@ def check_targets(config: RepoConfig, data: LineDict | None) -> list[Problem]:
         line_of = raw.line_of if isinstance(raw, LineDict) else (lambda key: None)
         problems += _check_locations(name, target, config, raw)
         problems += _check_endpoint(name, target, line_of)
+        problems += auth_problems(name, target.kind, target.auth, line_of("auth"))  # reconciler/auth
         for option in KINDS[target.kind].required_options:
             if not isinstance(target.options.get(option), str) or not target.options[option].strip():
                 problems.append(Problem(f"target {name!r} ({target.kind}) needs options.{option}", CONFIG_FILE,

@@ -125,6 +125,7 @@ class Project:
 
         target = self.target(name)
         credential = Secret(self._credential(name, target, os.environ if env is None else env))
+        token_source = self._token_source(name, credential, env)
         item_ids = {sku: item.ids[name] for sku, item in self.catalog.items() if name in item.ids}
         return TargetContext(
             name=name,
@@ -138,7 +139,15 @@ class Project:
             rate_burst=target.rate_burst,
             concurrency=target.concurrency,
             timeout_s=target.timeout,
+            token_source=token_source,
         )
+
+    def _token_source(self, name: str, credential: Any, env: Mapping[str, str] | None) -> Any:
+        from reconciler.auth.build import token_source
+
+        raw = self.config_data.get("targets", {}).get(name) if self.config_data else None
+        line = raw.line_of("auth") if isinstance(raw, LineDict) and "auth" in raw else None
+        return token_source(self, name, credential, env, line)
 
     def _credential(self, name: str, target: TargetConfig, env: Mapping[str, str]) -> str:
         var = target.credentials_env

@@ -14,6 +14,7 @@ from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from reconciler.auth._config import AuthConfig
 from reconciler.config._kinds import KIND_NAMES
 from reconciler.config._yaml import line_at
 from reconciler.errors import Problem
@@ -62,6 +63,8 @@ class TargetConfig(_Strict):
     concurrency: int = Field(4, ge=1, le=64)
     timeout: float = Field(30.0, gt=0)
     options: dict[str, Any] = Field(default_factory=dict)
+    # how the credential becomes an Authorization header (docs/auth.md); default: static bearer
+    auth: AuthConfig = Field(default_factory=AuthConfig)
 
     @field_validator("locations", "options", mode="before")
     @classmethod

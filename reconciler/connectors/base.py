@@ -63,6 +63,8 @@ class TargetContext:
     rate_burst: int = 1
     concurrency: int = 4
     timeout_s: float = 30.0
+    # where the Authorization header comes from (reconciler.auth); None: ``credential`` as a bearer
+    token_source: Any = None
 
     def location_of(self, vendor_id: str) -> str | None:
         for name, vid in self.location_ids.items():

@@ -35,6 +35,7 @@ from typing import Any, Mapping, Sequence
 import httpx
 
 from reconciler.connectors._answers import error_message, parse_json
+from reconciler.auth import api_key
 from reconciler.connectors._http import VendorHTTP, redact_url
 from reconciler.connectors._kaching_url import ID_PARAMS, parse_url
 from reconciler.connectors.base import Connector, OpResult, Outcome, TargetContext
@@ -98,7 +99,7 @@ class KachingConnector(Connector):
         self.http = VendorHTTP(replace(ctx, base_url=url.base), transport, auth=self._auth)
 
     def _auth(self, request: httpx.Request) -> None:
-        request.url = request.url.copy_merge_params({**self.params, "apikey": self.ctx.credential.reveal()})
+        request.url = request.url.copy_merge_params({**self.params, "apikey": api_key(self.ctx)})
 
     def close(self) -> None:
         self.http.close()

@@ -27,11 +27,12 @@ Answers to ``PUT /inventory`` (no success body is documented) are read, not trus
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import httpx
 
 from reconciler.connectors._answers import error_message, parse_json
+from reconciler.auth import bearer_auth
 from reconciler.connectors._http import RetryPolicy, VendorHTTP
 from reconciler.connectors.base import Connector, OpResult, Outcome, TargetContext
 from reconciler.errors import ConfigError, NotSupported, Problem, VendorRejected
@@ -55,13 +56,6 @@ def read_api(ctx: TargetContext) -> str:
             hint="Leave it out (write-only, the documented API) or write `read_api: assumed` to use the "
                  "unverified read path (docs/connectors/lightspeed-supplier.md).")])
     return str(value)
-
-
-def _bearer(ctx: TargetContext) -> Callable[[httpx.Request], None]:
-    def auth(request: httpx.Request) -> None:
-        request.headers["Authorization"] = f"Bearer {ctx.credential.reveal()}"
-
-    return auth
 
 
 class LightspeedSupplierConnector(Connector):
@@ -99,7 +93,7 @@ class LightspeedSupplierConnector(Connector):
             )])
         self.location = next(iter(ctx.location_ids))
         self.tolerance = int(ctx.options.get("drift_tolerance", 0))
-        self.http = VendorHTTP(ctx, transport, auth=_bearer(ctx), retry=retry or RetryPolicy())
+        self.http = VendorHTTP(ctx, transport, auth=bearer_auth(ctx), retry=retry or RetryPolicy())
 
     def close(self) -> None:
         self.http.close()

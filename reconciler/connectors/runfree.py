@@ -25,11 +25,12 @@ Answers (docs/connectors/runfree.md). Run Free documents one answer only, the er
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import httpx
 
 from reconciler.connectors._answers import error_message, parse_json
+from reconciler.auth import bearer_auth
 from reconciler.connectors._http import RetryPolicy, VendorHTTP
 from reconciler.connectors.base import Connector, OpResult, Outcome, TargetContext
 from reconciler.errors import NotSupported, VendorRejected
@@ -37,13 +38,6 @@ from reconciler.model import Capabilities, OpKind, Operation, Record
 
 PATH = "/api/product/inventory"
 LOOKUP = ("sku", "size", "width")
-
-
-def _bearer(ctx: TargetContext) -> Callable[[httpx.Request], None]:
-    def auth(request: httpx.Request) -> None:
-        request.headers["Authorization"] = f"Bearer {ctx.credential.reveal()}"
-
-    return auth
 
 
 class RunFreeConnector(Connector):
@@ -63,7 +57,7 @@ class RunFreeConnector(Connector):
         self, ctx: TargetContext, *, transport: httpx.BaseTransport | None = None, retry: RetryPolicy | None = None
     ) -> None:
         super().__init__(ctx, transport=transport)
-        self.http = VendorHTTP(ctx, transport, auth=_bearer(ctx), retry=retry or RetryPolicy())
+        self.http = VendorHTTP(ctx, transport, auth=bearer_auth(ctx), retry=retry or RetryPolicy())
 
     def close(self) -> None:
         self.http.close()

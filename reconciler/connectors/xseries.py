@@ -29,6 +29,7 @@ from typing import Any, Callable, Generator, Iterator, Mapping, Sequence, TypeVa
 import httpx
 import orjson
 
+from reconciler.auth import bearer_auth
 from reconciler.connectors._http import RequestCancelled, RetryPolicy, VendorHTTP
 from reconciler.connectors._xseries_consignments import ConsignmentWriter
 from reconciler.connectors.base import Connector, OpResult, Outcome, TargetContext, Verification
@@ -51,15 +52,6 @@ PREFETCH_PAGES = 2
 T = TypeVar("T")
 
 
-def bearer(ctx: TargetContext) -> Callable[[httpx.Request], None]:
-    """An auth hook adding ``Authorization: Bearer``; the token is revealed per request only."""
-
-    def auth(request: httpx.Request) -> None:
-        request.headers["Authorization"] = f"Bearer {ctx.credential.reveal()}"
-
-    return auth
-
-
 class XSeriesConnector(Connector):
     kind = "xseries"
     capabilities = Capabilities(
@@ -78,7 +70,7 @@ class XSeriesConnector(Connector):
     ) -> None:
         super().__init__(ctx, transport=transport)
         self.page_size = _page_size(ctx)
-        self.http = VendorHTTP(ctx, transport, auth=bearer(ctx), retry=retry or RETRY)
+        self.http = VendorHTTP(ctx, transport, auth=bearer_auth(ctx), retry=retry or RETRY)
         self.consignments = ConsignmentWriter(self.http, self.page_size)
 
     def close(self) -> None:

@@ -29,6 +29,7 @@ from typing import Any, Mapping, Sequence
 
 import httpx
 
+from reconciler.auth import bearer_auth
 from reconciler.connectors._http import VendorHTTP
 from reconciler.connectors._zettle_api import Answer, Live, Move, Step, WriteAnswer, ZettleApi, store_choice
 from reconciler.connectors._zettle_v2 import V2Api
@@ -77,7 +78,7 @@ class ZettleConnector(Connector):
     def __init__(self, ctx: TargetContext, *, transport: httpx.BaseTransport | None = None) -> None:
         super().__init__(ctx, transport=transport)
         self.tolerance = _tolerance(ctx)
-        self.http = VendorHTTP(ctx, transport, auth=self._auth)
+        self.http = VendorHTTP(ctx, transport, auth=bearer_auth(ctx, self._auth))
         self.api: ZettleApi = API_VERSIONS[_api_version(ctx)](ctx, self.http)
         # The re-read after one batch's write, reused as the next batch's read if still fresh: it
         # halves the listing pages an apply reads (docs/connectors/zettle.md, "Costs").
@@ -87,7 +88,6 @@ class ZettleConnector(Connector):
     # --- plumbing ----------------------------------------------------------------------------
 
     def _auth(self, request: httpx.Request) -> None:
-        request.headers["Authorization"] = f"Bearer {self.ctx.credential.reveal()}"
         app_id = self.ctx.options.get("application_id")
         if app_id:
             request.headers["X-iZettle-Application-Id"] = str(app_id)

@@ -32,6 +32,7 @@ from starlette.routing import BaseRoute, Route
 
 from reconciler.errors import ConfigError, Problem
 from reconciler.sandbox._core import Simulator, VendorAnswer
+from reconciler.sandbox._oauth import with_oauth
 
 MAX_BATCH = 1000  # ASSUMPTION: undocumented; chosen so a connector has a limit to respect
 DEFAULT_PER_PAGE = 50
@@ -73,6 +74,10 @@ class LightspeedSupplierSimulator(Simulator):
             raise ValueError(f"put_answer must be one of {', '.join(PUT_ANSWERS)}, not {put_answer!r}")
         self.read_api, self.put_answer = read_api, put_answer
         super().__init__(**kwargs)
+
+    @property
+    def app(self) -> Any:
+        return with_oauth(self, super().app)  # the vendor's token endpoints (sandbox/_oauth.py)
 
     # --- vendor paths ---------------------------------------------------------------------
 

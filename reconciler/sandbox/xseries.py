@@ -25,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from reconciler.errors import ConfigError, Problem
 from reconciler.sandbox._core import Simulator
+from reconciler.sandbox._oauth import with_oauth
 from reconciler.sandbox._xseries_common import (
     EMPTY_PAGE,
     INVENTORY_COLUMNS,
@@ -60,6 +61,10 @@ class XSeriesSimulator(Simulator):
     kind = "xseries"
     default_token = "xseries-sandbox-token"
     schema = SCHEMA
+
+    @property
+    def app(self) -> Any:
+        return with_oauth(self, super().app)  # the vendor's token endpoints (sandbox/_oauth.py)
 
     def __init__(
         self,

@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from reconciler.errors import ConfigError, Problem
 from reconciler.sandbox._core import Simulator
+from reconciler.sandbox._oauth import with_oauth
 from reconciler.sandbox._zettle_requests import (
     LowStockEntry,
     Violations,
@@ -87,6 +88,10 @@ class ZettleSimulator(ZettleV3, Simulator):
     kind = "zettle"
     default_token = "zettle-sandbox-token"
     schema = SCHEMA
+
+    @property
+    def app(self) -> Any:
+        return with_oauth(self, super().app)  # the vendor's token endpoints (sandbox/_oauth.py)
 
     def __init__(self, *, options: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         """``options`` (also accepted as ``fixtures["options"]``, persisted in the state): see KNOWN_OPTIONS."""

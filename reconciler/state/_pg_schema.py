@@ -51,5 +51,11 @@ CREATE TABLE plan_parts (
 ALTER TABLE runs ADD COLUMN targets TEXT;
 """
 
-PG_MIGRATIONS: list[str] = [_V1, _V2, _V3]
+_V4 = """
+CREATE TABLE credentials (
+    target TEXT PRIMARY KEY, flow TEXT, refresh_token TEXT, scopes TEXT, generation BIGINT NOT NULL DEFAULT 0,
+    received_at TEXT, received_by TEXT, source TEXT, access_expires_at TEXT);
+"""
+
+PG_MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)

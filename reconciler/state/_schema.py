@@ -108,5 +108,13 @@ def _v3_parts_and_target_locks(db: Database) -> None:
     db.execute("ALTER TABLE runs ADD COLUMN targets TEXT")
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_v1_tables, _v2_indexes, _v3_parts_and_target_locks]
+def _v4_credentials(db: Database) -> None:
+    # One OAuth refresh token per target (reconciler/state/_tokens.py); never exported.
+    db.execute(
+        "CREATE TABLE credentials (target TEXT PRIMARY KEY, flow TEXT, refresh_token TEXT, scopes TEXT, "
+        "generation INTEGER NOT NULL DEFAULT 0, received_at TEXT, received_by TEXT, source TEXT, access_expires_at TEXT)"
+    )
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_v1_tables, _v2_indexes, _v3_parts_and_target_locks, _v4_credentials]
 SCHEMA_VERSION = len(MIGRATIONS)

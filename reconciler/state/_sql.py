@@ -19,6 +19,7 @@ from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
 
 from reconciler.errors import LockHeld, StalePlanError, StateError
 from reconciler.model import BaseState, Operation, Plan, PositionKey, Record, Settings, gc_paused, new_record
+from reconciler.state._tokens import CredentialsMixin
 from reconciler.state.base import (
     MAX_RESPONSE_CHARS,
     TABLE_COLUMNS,
@@ -70,7 +71,7 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-class SQLStateStore(StateStore):
+class SQLStateStore(CredentialsMixin, StateStore):
     """Plans, runs, parts, journal and base in SQL; locks and plumbing are the subclass's."""
 
     _order = "rowid"  # insertion order of runs and journal rows

@@ -50,10 +50,13 @@ class SnapshotInfo:
     lineage: str
     serial: int
     size: int
+    credentials_left_out: int = 0  # refresh tokens: never copied (docs/auth.md)
 
     def render(self) -> str:
+        left_out = (f" {self.credentials_left_out} stored refresh token(s) were left out: a snapshot never "
+                    "carries credentials (docs/auth.md)." if self.credentials_left_out else "")
         return (f"Snapshot of {self.source} written to {self.dest} "
-                f"(lineage {self.lineage}, serial {self.serial}, {self.size} bytes).")
+                f"(lineage {self.lineage}, serial {self.serial}, {self.size} bytes).{left_out}")
 
 
 def init_state(url: StateURL) -> StateInfo:
@@ -105,7 +108,7 @@ def snapshot_sqlite(src: Path, dest: Path, *, force: bool = False) -> SnapshotIn
                          hint="Check the destination folder and its permissions.") from exc
     tmp = Path(tmp_name)
     try:
-        lineage, serial = _backup(src, tmp)
+        lineage, serial, left_out = _backup(src, tmp)
         shutil.copymode(src, tmp)  # the copy is as readable as the state, not mkstemp's 0600
         os.replace(tmp, dest)
     except OSError as exc:
@@ -113,12 +116,12 @@ def snapshot_sqlite(src: Path, dest: Path, *, force: bool = False) -> SnapshotIn
                          hint="Check the destination and its permissions.") from exc
     finally:
         tmp.unlink(missing_ok=True)
-    return SnapshotInfo(src, dest, lineage, serial, dest.stat().st_size)
+    return SnapshotInfo(src, dest, lineage, serial, dest.stat().st_size, left_out)
 
 
-def _backup(src: Path, tmp: Path) -> tuple[str, int]:
+def _backup(src: Path, tmp: Path) -> tuple[str, int, int]:
     """Back ``src`` up into ``tmp``; returns the copy's lineage and serial (read from the copy,
-    so they describe exactly what was written)."""
+    so they describe exactly what was written) and how many stored credentials were left out."""
     # mode=rw: never create an empty database where the state was expected
     uri = src.resolve().as_uri() + "?mode=rw"
     source = target = None
@@ -126,6 +129,7 @@ def _backup(src: Path, tmp: Path) -> tuple[str, int]:
         source = sqlite3.connect(uri, uri=True, timeout=30.0)
         target = sqlite3.connect(str(tmp))
         source.backup(target)
+        left_out = _leave_out_credentials(target)
         # One self-contained file (no -wal/-shm beside it) to commit or upload; reconciler
         # switches it back to WAL when it opens it as a state.
         target.execute("PRAGMA journal_mode=DELETE")
@@ -140,4 +144,16 @@ def _backup(src: Path, tmp: Path) -> tuple[str, int]:
     if "lineage" not in meta:
         raise StateError(f"state snapshot: {src} is a SQLite database but not a reconciler state (no lineage)",
                          hint="Point --state at the state database, e.g. .reconciler/state.db.")
-    return str(meta["lineage"]), int(meta.get("serial") or 0)
+    return str(meta["lineage"]), int(meta.get("serial") or 0), left_out
+
+
+def _leave_out_credentials(copy: sqlite3.Connection) -> int:
+    """Empty the copy's credentials table (refresh tokens: a snapshot may end up on a git branch
+    or in an artifact), then VACUUM so no page of the file still holds a deleted token."""
+    if not copy.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'credentials'").fetchone():
+        return 0
+    count = int(copy.execute("SELECT count(*) FROM credentials WHERE refresh_token IS NOT NULL").fetchone()[0])
+    copy.execute("DELETE FROM credentials")
+    copy.commit()
+    copy.execute("VACUUM")
+    return count

@@ -55,6 +55,7 @@ class PostgresStateStore(SQLStateStore):
     """State in a PostgreSQL schema; the schema and its tables are created or upgraded on open."""
 
     _order = "seq"
+    _row_lock = " FOR UPDATE"  # the credentials row (state/_tokens.py)
 
     def __init__(
         self,

@@ -58,7 +58,7 @@ def test_validate_json(config_repo: RepoFactory) -> None:
     assert report["problems"] == [{
         "file": "reconciler.yaml", "line": 8, "message": "unknown field 'timout' in targets.xs",
         "hint": "Did you mean 'timeout'? Valid fields here: kind, url, credentials_env, locations, strategy, prune, "
-                "infer_movements, rate_limit, rate_burst, concurrency, timeout, options.",
+                "infer_movements, rate_limit, rate_burst, concurrency, timeout, options, auth.",
     }]
 
 
