@@ -110,20 +110,48 @@ def targets_in_scope(project: Project, only_targets: Iterable[str] | None) -> li
     return [n for n in names if n in wanted]
 
 
-def open_store(project: Project, *, env: Mapping[str, str] | None = None) -> Any:
-    """The project's state store: SQLite file or PostgreSQL schema (``state:`` / $RECONCILER_STATE)."""
-    from reconciler.state import open_state_store
-
-    location, origin = project.state_location
+def state_url(project: Project, *, env: Mapping[str, str] | None = None, state: str | None = None) -> Any:
+    """Where the state is: ``state`` (``--state``; relative to the working directory) if given,
+    else ``$RECONCILER_STATE`` / ``state:`` in reconciler.yaml / .reconciler/state.db (relative
+    to the repository)."""
     from reconciler.state.url import parse_state_url
 
-    url = parse_state_url(location, root=project.root, env=os.environ if env is None else env, origin=origin)
-    return open_state_store(url)
+    environ = os.environ if env is None else env
+    if state:
+        return parse_state_url(state, env=environ, origin="--state")
+    location, origin = project.state_location
+    return parse_state_url(location, root=project.root, env=environ, origin=origin)
 
 
-def _load_base(project: Project, env: Mapping[str, str] | None, opened: threading.Event) -> BaseState:
+def open_store(project: Project, *, env: Mapping[str, str] | None = None, state: str | None = None) -> Any:
+    """The project's state store: SQLite file or PostgreSQL schema (``--state`` / ``state:`` /
+    $RECONCILER_STATE)."""
+    from reconciler.state import open_state_store
+
+    return open_state_store(state_url(project, env=env, state=state))
+
+
+def state_is_missing(url: Any) -> bool:
+    """True for a SQLite state whose file does not exist yet (opening it would create it)."""
+    return url.kind == "sqlite" and not url.path.exists()
+
+
+def new_state_note(url: Any, missing: bool, base: BaseState) -> str | None:
+    """The announcement Terraform users expect: planning against no state adopts everything."""
+    if missing:
+        return (f"no state at {url.redacted()}: a new, empty state was created and every position will be "
+                "adopted. If this repository keeps its state elsewhere (CI, docs/gitops.md), restore it or "
+                "pass --state.")
+    if base.serial == 0 and not base.positions:
+        return f"the state at {url.redacted()} is new (nothing applied yet): every position will be adopted."
+    return None
+
+
+def _load_base(project: Project, env: Mapping[str, str] | None, opened: threading.Event, url: Any) -> BaseState:
     # Opened, read and closed on the worker thread: a SQLite connection belongs to its thread.
-    store = open_store(project, env=env)
+    from reconciler.state import open_state_store
+
+    store = open_state_store(url)
     try:
         opened.set()
         return store.load_base()
@@ -133,7 +161,7 @@ def _load_base(project: Project, env: Mapping[str, str] | None, opened: threadin
 
 def base_and_actual(
     project: Project, connectors: Mapping[str, Connector], *, env: Mapping[str, str] | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str], None] | None = None, url: Any = None,
 ) -> tuple[BaseState, ActualState]:
     """B from the state store and A from the vendors, read at the same time.
 
@@ -144,8 +172,9 @@ def base_and_actual(
     stays on this thread where Ctrl-C reaches it.
     """
     opened = threading.Event()
+    url = state_url(project, env=env) if url is None else url
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="state-read") as pool:
-        base: Future[BaseState] = pool.submit(_load_base, project, env, opened)
+        base: Future[BaseState] = pool.submit(_load_base, project, env, opened, url)
         while not opened.wait(0.05):
             if base.done():
                 base.result()  # the store could not be opened: raise its error
@@ -162,14 +191,18 @@ def plan_project(
     env: Mapping[str, str] | None = None,
     transports: Transports | None = None,
     progress: Callable[[str], None] | None = None,
+    state: str | None = None,
 ) -> Plan:
-    """Load the repository, read state and live stock, and make a plan. Sends only reads."""
+    """Load the repository, read state and live stock, and make a plan. Sends only reads.
+    ``state``: the state location given on the command line (``--state``)."""
     project = load_project(root)
     targets = targets_in_scope(project, only_targets)
+    url = state_url(project, env=env, state=state)
+    missing = state_is_missing(url)
     with ExitStack() as stack:
         connectors = open_connectors(project, targets, env=env, transports=transports, stack=stack)
         capabilities: dict[str, Capabilities] = {n: type(c).capabilities for n, c in connectors.items()}
-        base, actual = base_and_actual(project, connectors, progress=progress)
+        base, actual = base_and_actual(project, connectors, progress=progress, url=url)
     policy = project.policy(
         capabilities,
         only_targets=frozenset(targets) if only_targets else None,
@@ -177,7 +210,12 @@ def plan_project(
         **dict(guard_overrides or {}),
     )
     git = git_info(project.root)
-    return make_plan(project.desired, base, actual, policy, git_commit=git.commit, git_dirty=git.dirty)
+    plan = make_plan(project.desired, base, actual, policy, git_commit=git.commit, git_dirty=git.dirty)
+    note = new_state_note(url, missing, base)
+    if note:
+        # A warning of the plan: the terminal, the PR comment and the saved plan all show it.
+        plan.warnings.insert(0, note)
+    return plan
 
 
 def apply_saved_plan(
@@ -189,11 +227,20 @@ def apply_saved_plan(
     env: Mapping[str, str] | None = None,
     transports: Transports | None = None,
     progress: Callable[..., None] | None = None,
+    state: str | None = None,
 ) -> Any:
     """Execute a saved plan exactly once. Every staleness check happens before any request."""
     from reconciler.apply import apply_plan
 
     project = load_project(root)
+    url = state_url(project, env=env, state=state)
+    if state_is_missing(url):
+        raise StalePlanError(
+            f"no state at {url.redacted()}, but plan {plan.plan_id} was made against state lineage "
+            f"{plan.lineage} serial {plan.serial}",
+            hint="Nothing was sent. Restore that state (in CI: the state step, docs/gitops.md) or pass --state, "
+            "or make a new plan with `reconciler plan --out`.",
+        )
     if plan.git_dirty and not allow_dirty:
         raise StalePlanError(
             f"plan {plan.plan_id} was made from a working tree with uncommitted changes to the desired files",
@@ -202,8 +249,11 @@ def apply_saved_plan(
     targets = sorted({op.target for op in plan.operations} & set(targets_in_scope(project, only_targets)))
     with ExitStack() as stack:
         connectors = open_connectors(project, targets, env=env, transports=transports, stack=stack)
-        store = open_store(project, env=env)
+        from reconciler.state import open_state_store
+
+        store = open_state_store(url)
         stack.callback(store.close)
+        check_desired_files(plan, project.desired.digest, project.desired.file_digests, store)
         return apply_plan(
             plan,
             store,
@@ -213,6 +263,36 @@ def apply_saved_plan(
             progress=progress,
             targets=set(only_targets) if only_targets else None,
         )
+
+
+def changed_files(planned: Mapping[str, str], now: Mapping[str, str]) -> list[str]:
+    """The desired files that differ between the plan and now: "path (changed|added|removed)"."""
+    out = []
+    for path in sorted(set(planned) | set(now)):
+        if path not in now:
+            out.append(f"{path} (removed)")
+        elif path not in planned:
+            out.append(f"{path} (added)")
+        elif planned[path] != now[path]:
+            out.append(f"{path} (changed)")
+    return out
+
+
+def check_desired_files(plan: Plan, digest: str, now: Mapping[str, str], store: Any) -> None:
+    """Refuse, before any request, a plan whose desired files changed: name the files (the plan
+    keeps one digest per file) and the state serial it was made against versus now. A plan
+    without per-file digests is left to the apply engine's whole-digest check."""
+    files = changed_files(plan.desired_files, now) if digest != plan.desired_digest and plan.desired_files else []
+    if not files:
+        return
+    serial = store.serial()
+    moved = (f"the state moved too: the plan was made against serial {plan.serial}, it is now at serial {serial}"
+             if serial != plan.serial else f"the state is still at serial {serial}, as when the plan was made")
+    raise StalePlanError(
+        f"plan {plan.plan_id} is stale: the desired files changed since the plan was made: "
+        f"{', '.join(files)}; {moved}",
+        hint="Nothing was sent. Make a new plan from the current files with `reconciler plan --out` and review it.",
+    )
 
 
 @dataclass(frozen=True)
@@ -237,6 +317,7 @@ class DriftReport:
     unreadable: list[str]
     checked_positions: int
     applied_units: int  # sum of |B| over the checked positions
+    state_note: str | None = None  # "no state at ...": nothing to compare against
 
     @property
     def drift_units(self) -> int:
@@ -285,13 +366,19 @@ def drift_report(
     only_targets: Iterable[str] | None = None,
     env: Mapping[str, str] | None = None,
     transports: Transports | None = None,
+    state: str | None = None,
 ) -> DriftReport:
     """Positions whose live stock differs from B, and the targets whose stock cannot be read."""
     project = load_project(root)
     targets = targets_in_scope(project, only_targets)
+    url = state_url(project, env=env, state=state)
+    if state_is_missing(url):
+        # Drift only reads: never create a state as a side effect of looking.
+        return DriftReport([], [], 0, 0, state_note=f"no state at {url.redacted()}: nothing was applied, so "
+                           "nothing can have drifted. Restore the state or pass --state.")
     with ExitStack() as stack:
         connectors = open_connectors(project, targets, env=env, transports=transports, stack=stack)
-        base, actual = base_and_actual(project, connectors, env=env)
+        base, actual = base_and_actual(project, connectors, env=env, url=url)
     entries: list[DriftEntry] = []
     checked = applied = 0
     for (target, location, item), record in sorted(base.positions.items()):
@@ -304,4 +391,5 @@ def drift_report(
         if now != record.quantity:
             entries.append(DriftEntry(target, location, item, record.quantity, now))
     unreadable = sorted(n for n, a in actual.items() if not a.readable)
-    return DriftReport(entries, unreadable, checked, applied)
+    note = None if base.positions else f"the state at {url.redacted()} holds nothing applied yet: nothing to compare."
+    return DriftReport(entries, unreadable, checked, applied, state_note=note)
