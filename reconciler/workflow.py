@@ -83,6 +83,22 @@ def open_connectors(
     return connectors
 
 
+def reading_connectors(
+    project: Project, targets: Iterable[str], *, env: Mapping[str, str] | None, transports: Transports | None,
+    stack: ExitStack,
+) -> tuple[dict[str, Connector], dict[str, Capabilities]]:
+    """Connectors of the targets whose stock can be read, and every target's capabilities.
+
+    A write-only target (Ka-ching, Run Free) is never contacted while planning or checking drift,
+    so its credential is not needed then: a CI plan job holds read-only credentials only."""
+    names = list(targets)
+    readers = [n for n in names if connector_class(project.target(n).kind).capabilities.readable]
+    connectors = open_connectors(project, readers, env=env, transports=transports, stack=stack)
+    capabilities = {n: type(connectors[n]).capabilities if n in connectors
+                    else connector_class(project.target(n).kind).capabilities for n in names}
+    return connectors, capabilities
+
+
 def read_actual(connectors: Mapping[str, Connector], progress: Callable[[str], None] | None = None) -> ActualState:
     """Live stock of every target that has a read API; write-only targets are marked unknown."""
     actual: ActualState = {}
@@ -200,9 +216,10 @@ def plan_project(
     url = state_url(project, env=env, state=state)
     missing = state_is_missing(url)
     with ExitStack() as stack:
-        connectors = open_connectors(project, targets, env=env, transports=transports, stack=stack)
-        capabilities: dict[str, Capabilities] = {n: type(c).capabilities for n, c in connectors.items()}
+        connectors, capabilities = reading_connectors(project, targets, env=env, transports=transports, stack=stack)
         base, actual = base_and_actual(project, connectors, progress=progress, url=url)
+    for name in targets:
+        actual.setdefault(name, TargetActual(readable=False))
     policy = project.policy(
         capabilities,
         only_targets=frozenset(targets) if only_targets else None,
@@ -295,6 +312,23 @@ def check_desired_files(plan: Plan, digest: str, now: Mapping[str, str], store: 
     )
 
 
+def endpoint_changes(project: Project, trusted: Project) -> list[str]:
+    """Targets of ``project`` whose credential would go somewhere ``trusted`` does not send it:
+    a new target, or another kind, url or credentials_env. A CI plan job of a pull request
+    checks this against the base branch before it hands the pull request's files any token."""
+    changes = []
+    for name, target in sorted(project.config.targets.items()):
+        known = trusted.config.targets.get(name)
+        if known is None:
+            changes.append(f"target {name} is new (kind {target.kind}, url {target.url}, credentials_env {target.credentials_env})")
+            continue
+        for field_name in ("kind", "url", "credentials_env"):
+            old, new = getattr(known, field_name), getattr(target, field_name)
+            if old != new:
+                changes.append(f"target {name}: {field_name} {old} -> {new}")
+    return changes
+
+
 @dataclass(frozen=True)
 class DriftEntry:
     target: str
@@ -377,8 +411,10 @@ def drift_report(
         return DriftReport([], [], 0, 0, state_note=f"no state at {url.redacted()}: nothing was applied, so "
                            "nothing can have drifted. Restore the state or pass --state.")
     with ExitStack() as stack:
-        connectors = open_connectors(project, targets, env=env, transports=transports, stack=stack)
+        connectors, _ = reading_connectors(project, targets, env=env, transports=transports, stack=stack)
         base, actual = base_and_actual(project, connectors, env=env, url=url)
+    for name in targets:
+        actual.setdefault(name, TargetActual(readable=False))
     entries: list[DriftEntry] = []
     checked = applied = 0
     for (target, location, item), record in sorted(base.positions.items()):

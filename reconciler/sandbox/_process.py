@@ -282,7 +282,8 @@ def wait_healthy(url: str, kind: str, pid: int, log_path: Path, timeout: float =
     port = int(url.rsplit(":", 1)[1].rstrip("/"))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not is_sandbox_process(pid):
+        # alive, not "is a sandbox": just after the fork the child still shows our command line
+        if not _alive(pid):
             break
         if READY_PREFIX in _log_since(log_path, log_offset):
             holder = port_holder(port)
@@ -294,7 +295,7 @@ def wait_healthy(url: str, kind: str, pid: int, log_path: Path, timeout: float =
                 return
         time.sleep(0.1)
     tail = _log_since(log_path, log_offset)[-1500:]
-    state = "exited" if not is_sandbox_process(pid) else "still starting"
+    state = "still starting" if _alive(pid) else "exited"
     raise SandboxError(f"the {kind} sandbox at {url} did not become healthy (pid {pid}, {state}); its log {log_path} ends:\n{tail}",
                        hint="Check that the port is free, or run `reconciler sandbox serve` by hand to see why.")
 
