@@ -17,6 +17,7 @@ from typing import Any, Iterator
 import httpx
 import yaml
 
+from example_repo import example_root  # noqa: F401  (re-exported for the GitOps tests)
 from reconciler.config import load_project
 from reconciler.sandbox import ServerThread, simulator_class
 from reconciler.sandbox._fixtures import target_fixtures
@@ -77,24 +78,6 @@ class Sandboxes:
             served = httpx.get(server.url + "/_sandbox/requests").json()
             counts[name] = sum(n for key, n in served.items() if not key.startswith(("GET", "HEAD")))
         return counts
-
-
-EXAMPLE_FILES = ("reconciler.yaml", "stock")
-
-
-def example_root(dest: Path) -> Path:
-    """A private copy of the example stock repository as committed (``git archive HEAD``), never
-    the checkout's ``stock/`` as it stands: a user editing ``stock/oslo.yaml`` (the quickstart
-    invites it) must not change what the tests see. Outside a git checkout: the files on disk."""
-    dest.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", "HEAD", *EXAMPLE_FILES],
-                             capture_output=True, timeout=60)
-    if archive.returncode == 0:
-        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True, timeout=60)
-    else:
-        for name in EXAMPLE_FILES:
-            (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, dest / name)
-    return dest
 
 
 def write_example(into: Path, sandboxes: Sandboxes) -> None:
