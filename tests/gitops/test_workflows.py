@@ -257,3 +257,19 @@ def test_the_state_script_is_valid_bash_and_refuses_an_unknown_mode(tmp_path: Pa
     assert subprocess.run(["bash", "-n", str(ROOT / STATE_SCRIPT)], timeout=30).returncode == 0
     done = subprocess.run(["bash", str(ROOT / STATE_SCRIPT), "push"], cwd=tmp_path, capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and "usage: reconciler-state.sh read|claim|save|init" in done.stderr
+
+
+def test_the_guides_document_the_credentials_the_commands_and_import() -> None:
+    guide = (ROOT / "docs" / "gitops.md").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "`<credentials_env>_READONLY`" in guide and "Deployment branches and tags" in guide
+    for kind in ("xseries", "zettle", "lightspeed-supplier", "kaching", "runfree"):
+        assert f"`{kind}`" in guide, f"docs/gitops.md: no read-only credential advice for {kind}"
+    for phrase in ("reconciler import --target T --no-state", "--local-state", "reconciler -C pr targets --compare-with .",
+                   "no `discover` command yet"):
+        assert phrase in guide, phrase
+    from reconciler.cli import _register, cli
+
+    _register()
+    for name in cli.commands:  # every command is in the README's table
+        assert f"`reconciler {name}" in readme, f"README.md does not list `reconciler {name}`"
