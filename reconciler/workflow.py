@@ -312,19 +312,26 @@ def check_desired_files(plan: Plan, digest: str, now: Mapping[str, str], store: 
     )
 
 
+# Target fields that cannot send a credential anywhere new; every other field (kind, url,
+# credentials_env, options, and whatever a later version adds, such as an OAuth token url) can.
+HARMLESS_TARGET_FIELDS = frozenset({"locations", "strategy", "prune", "infer_movements", "rate_limit", "rate_burst",
+                                    "concurrency", "timeout"})
+
+
 def endpoint_changes(project: Project, trusted: Project) -> list[str]:
-    """Targets of ``project`` whose credential would go somewhere ``trusted`` does not send it:
-    a new target, or another kind, url or credentials_env. A CI plan job of a pull request
-    checks this against the base branch before it hands the pull request's files any token."""
+    """Targets of ``project`` whose credential could go somewhere ``trusted`` does not send it:
+    a new target, or another value of any field but the harmless ones (kind, url,
+    credentials_env, options, ...). A CI plan job of a pull request checks this against the
+    base branch before it hands the pull request's files any token."""
     changes = []
     for name, target in sorted(project.config.targets.items()):
         known = trusted.config.targets.get(name)
         if known is None:
             changes.append(f"target {name} is new (kind {target.kind}, url {target.url}, credentials_env {target.credentials_env})")
             continue
-        for field_name in ("kind", "url", "credentials_env"):
+        for field_name in type(target).model_fields:
             old, new = getattr(known, field_name), getattr(target, field_name)
-            if old != new:
+            if field_name not in HARMLESS_TARGET_FIELDS and old != new:
                 changes.append(f"target {name}: {field_name} {old} -> {new}")
     return changes
 

@@ -10,8 +10,8 @@ from reconciler.errors import PlanError
 
 @cli.command("targets", short_help="List the targets; --compare-with: refuse new endpoints.")
 @click.option("--compare-with", "trusted", type=click.Path(file_okay=False), default=None,
-              help="Another checkout (e.g. the base branch): exit 1 when a target is new or its kind, url or "
-              "credentials_env differs from there.")
+              help="Another checkout (e.g. the base branch): exit 1 when a target is new or any field "
+              "but its locations and pacing (kind, url, credentials_env, options) differs from there.")
 @click.pass_context
 def targets_cmd(ctx: click.Context, trusted: str | None) -> None:
     """List each target's kind, url, credentials_env and whether its stock can be read.
@@ -34,4 +34,4 @@ def targets_cmd(ctx: click.Context, trusted: str | None) -> None:
             f"{len(changes)} target endpoint(s) differ from {trusted}: " + "; ".join(changes),
             hint="A person with write access reads the change before any credential is sent there.",
         )
-    click.echo(f"Every target's kind, url and credentials_env are as in {trusted}.")
+    click.echo(f"Every target sends its credential where it does in {trusted}.")

@@ -86,6 +86,11 @@ def test_targets_compare_with_names_a_moved_or_new_endpoint(shop: Shop, tmp_path
     write(shop.root, {"reconciler.yaml": text.replace("kind: memory", "kind: memory\n    url: http://127.0.0.1:9")})
     moved = cli(shop, "targets", "--compare-with", str(base))
     assert moved.code == 1 and "target shop: url None -> http://127.0.0.1:9" in moved.stderr
+    # pacing and locations are harmless; options (where a kind may read a host from) are not
+    write(shop.root, {"reconciler.yaml": text.replace("max_batch: 1", "max_batch: 1, token_url: http://x.test")
+                      .replace("kind: memory", "kind: memory\n    rate_limit: 5")})
+    options = cli(shop, "targets", "--compare-with", str(base))
+    assert options.code == 1 and "1 target endpoint(s) differ" in options.stderr and "target shop: options" in options.stderr
 
 
 # --- text output and the terminal ----------------------------------------------------------------
