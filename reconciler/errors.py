@@ -9,6 +9,7 @@ Exit codes (also in docs/exit-codes.md):
 ====  =========================================================================
 0     success; for ``plan --detailed-exitcode``/``drift --detailed-exitcode``: nothing to do
 1     error: bad input, stale or tampered plan, vendor refused, nothing applied
+      (a plan already applied in full exits 0: "already applied, nothing sent")
 2     ``--detailed-exitcode`` only: the plan has changes / drift was found
 3     apply finished but some operations failed (the rest were applied)
 4     apply stopped with operations in doubt; settle them with ``reconciler resolve``; or
@@ -103,6 +104,14 @@ class PlanFileError(PlanError):
 
 class StalePlanError(PlanError):
     """The plan no longer matches the state or the desired files; nothing was sent."""
+
+
+class AlreadyApplied(StalePlanError):
+    """The plan (or the selected part of it) was applied in full before: nothing was sent.
+
+    Exit 0: re-running a successful apply (a CI re-run) is not an error."""
+
+    exit_code = 0
 
 
 # --- vendors -----------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from typing import Any, Mapping
 import yaml
 
 from reconciler.config import Project, load_project, stock_files
-from reconciler.errors import ConfigError, NotSupported, Problem, StalePlanError
+from reconciler.errors import ConfigError, NotSupported, Problem, StalePlanError, StateError
 from reconciler.model import SETTING_NAMES, Leg, OpKind, Operation, Plan, Record
 from reconciler.workflow import Transports, open_connectors, open_store, who
 
@@ -66,9 +66,17 @@ def import_target(
     env: Mapping[str, str] | None = None,
     transports: Transports | None = None,
     record_state: bool = True,
+    state: str | None = None,
+    local_state: bool = False,
 ) -> ImportResult:
-    """Read ``target``'s live stock and write it as desired state (and B). See the module doc."""
+    """Read ``target``'s live stock and write it as desired state (and B). See the module doc.
+
+    ``state``: the state given on the command line. ``local_state``: record into the local
+    default state even in a repository whose CI keeps the state elsewhere (see
+    :func:`ci_state_elsewhere`)."""
     project = load_project(root)
+    if record_state and not local_state:
+        _refuse_local_state_of_a_ci_repository(project, state, env)
     out = _out_dir(project, out_dir)
     locations = _locations(project, target, location)
     result = ImportResult(target)
@@ -93,8 +101,48 @@ def import_target(
     for loc, records in per_location.items():
         adopted.update(((loc, sku), rec) for sku, rec in _write_location(project, out, target, loc, records, result).items())
     if record_state and adopted:
-        _record_applied(project, target, adopted, result)
+        _record_applied(project, target, adopted, result, state)
     return result
+
+
+CI_FILES = (".github/workflows/*.yml", ".github/workflows/*.yaml", ".gitlab-ci.yml")
+CI_STATE_MARKER = "reconciler-state.sh"  # the state script of docs/gitops.md: the state lives on its branch
+
+
+def ci_state_elsewhere(project: Project) -> str | None:
+    """The CI file that keeps this repository's state on its own branch, if any (relative path)."""
+    for pattern in CI_FILES:
+        for path in sorted(project.root.glob(pattern)):
+            try:
+                if CI_STATE_MARKER in path.read_text(encoding="utf-8", errors="replace"):
+                    return path.relative_to(project.root).as_posix()
+            except OSError:
+                continue
+    return None
+
+
+def _refuse_local_state_of_a_ci_repository(project: Project, state: str | None, env: Mapping[str, str] | None) -> None:
+    """Recording B into a local state that CI never reads makes CI's next plan adopt the same
+    positions again; refuse unless the state was named (``--state``, $RECONCILER_STATE, a
+    postgresql:// ``state:``) or ``--local-state`` says the local one is meant."""
+    from reconciler.workflow import state_url
+
+    if state or (os.environ if env is None else env).get("RECONCILER_STATE"):
+        return
+    url = state_url(project, env=env)
+    if url.kind != "sqlite":
+        return
+    ci_file = ci_state_elsewhere(project)
+    if ci_file is None:
+        return
+    raise StateError(
+        f"refusing to record the import in the local state {url.redacted()}: this repository's CI keeps its state "
+        f"elsewhere ({ci_file} runs {CI_STATE_MARKER}, which keeps it on the reconciler-state branch), so CI would "
+        "never see it and its next plan would adopt these positions again; nothing was read or written",
+        hint="Pass --no-state to write only the YAML (open a pull request; its plan adopts the positions), "
+        "or --state S to record into a state you name, or --local-state if the local state is meant. "
+        "See docs/gitops.md, 'Importing live stock'.",
+    )
 
 
 def _out_dir(project: Project, out_dir: str) -> Path:
@@ -215,13 +263,15 @@ def _atomic_write(path: Path, text: str) -> None:
         raise ConfigError([Problem(f"cannot write {path}: {exc.strerror}", str(path))]) from exc
 
 
-def _record_applied(project: Project, target: str, adopted: dict[tuple[str, str], Record], result: ImportResult) -> None:
+def _record_applied(
+    project: Project, target: str, adopted: dict[tuple[str, str], Record], result: ImportResult, state: str | None = None,
+) -> None:
     """Record the imported positions as B, as one run of an "import" plan (journaled and audited)."""
     from reconciler.state.base import BaseUpdate
     from reconciler.state.base import Outcome as JournalOutcome
     from reconciler.state.base import JournalStatus
 
-    store = open_store(project)
+    store = open_store(project, state=state)
     try:
         # Only the imported target: applies of other targets may run meanwhile (as applies of
         # disjoint targets do); an apply or resolve touching this target excludes the import.

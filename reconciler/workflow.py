@@ -84,6 +84,22 @@ def open_connectors(
     return connectors
 
 
+def reading_connectors(
+    project: Project, targets: Iterable[str], *, env: Mapping[str, str] | None, transports: Transports | None,
+    stack: ExitStack,
+) -> tuple[dict[str, Connector], dict[str, Capabilities]]:
+    """Connectors of the targets whose stock can be read, and every target's capabilities.
+
+    A write-only target (Ka-ching, Run Free) is never contacted while planning or checking drift,
+    so its credential is not needed then: a CI plan job holds read-only credentials only."""
+    names = list(targets)
+    readers = [n for n in names if connector_class(project.target(n).kind).reads_with(project.target(n).options)]
+    connectors = open_connectors(project, readers, env=env, transports=transports, stack=stack)
+    capabilities = {n: type(connectors[n]).capabilities if n in connectors
+                    else connector_class(project.target(n).kind).capabilities for n in names}
+    return connectors, capabilities
+
+
 def read_actual(connectors: Mapping[str, Connector], progress: Callable[[str], None] | None = None) -> ActualState:
     """Live stock of every target that has a read API; write-only targets are marked unknown."""
     actual: ActualState = {}
@@ -111,32 +127,45 @@ def targets_in_scope(project: Project, only_targets: Iterable[str] | None) -> li
     return [n for n in names if n in wanted]
 
 
-def open_store(project: Project, *, env: Mapping[str, str] | None = None) -> Any:
-    """The project's state store: SQLite file or PostgreSQL schema (``state:`` / $RECONCILER_STATE)."""
-    from reconciler.state import open_state_store
-
-    location, origin = project.state_location
+def state_url(project: Project, *, env: Mapping[str, str] | None = None, state: str | None = None) -> Any:
+    """Where the state is: ``state`` (``--state``; relative to the working directory) if given,
+    else ``$RECONCILER_STATE`` / ``state:`` in reconciler.yaml / .reconciler/state.db (relative
+    to the repository)."""
     from reconciler.state.url import parse_state_url
 
-    url = parse_state_url(location, root=project.root, env=os.environ if env is None else env, origin=origin)
-    return open_state_store(url)
+    environ = os.environ if env is None else env
+    if state:
+        return parse_state_url(state, env=environ, origin="--state")
+    location, origin = project.state_location
+    return parse_state_url(location, root=project.root, env=environ, origin=origin)
+
+
+def open_store(project: Project, *, env: Mapping[str, str] | None = None, state: str | None = None) -> Any:
+    """The project's state store: SQLite file or PostgreSQL schema (``--state`` / ``state:`` /
+    $RECONCILER_STATE)."""
+    from reconciler.state import open_state_store
+
+    return open_state_store(state_url(project, env=env, state=state))
+
+
+def state_is_missing(url: Any) -> bool:
+    """True for a SQLite state whose file does not exist yet (opening it would create it)."""
+    return url.kind == "sqlite" and not url.path.exists()
+
+
+def new_state_note(url: Any, missing: bool, base: BaseState) -> str | None:
+    """The announcement Terraform users expect: planning against no state adopts everything."""
+    if missing:
+        return (f"no state at {url.redacted()}: a new, empty state was created and every position will be "
+                "adopted. If this repository keeps its state elsewhere (CI, docs/gitops.md), restore it or "
+                "pass --state.")
+    if base.serial == 0 and not base.positions:
+        return f"the state at {url.redacted()} is new (nothing applied yet): every position will be adopted."
+    return None
 
 
 Precheck = Callable[[Any], None]
 """Run on the opened state before any vendor request; raises to stop the command."""
-
-
-def _load_base(project: Project, env: Mapping[str, str] | None, opened: threading.Event,
-               precheck: Precheck | None = None) -> BaseState:
-    # Opened, read and closed on the worker thread: a SQLite connection belongs to its thread.
-    store = open_store(project, env=env)
-    try:
-        if precheck is not None:
-            precheck(store)
-        opened.set()
-        return store.load_base()
-    finally:
-        store.close()
 
 
 def refuse_unsettled(targets: Iterable[str], only_locations: Iterable[str] | None) -> Precheck:
@@ -155,9 +184,24 @@ def refuse_unsettled(targets: Iterable[str], only_locations: Iterable[str] | Non
     return check
 
 
+def _load_base(project: Project, env: Mapping[str, str] | None, opened: threading.Event, url: Any,
+               precheck: Precheck | None = None) -> BaseState:
+    # Opened, read and closed on the worker thread: a SQLite connection belongs to its thread.
+    from reconciler.state import open_state_store
+
+    store = open_state_store(url)
+    try:
+        if precheck is not None:
+            precheck(store)
+        opened.set()
+        return store.load_base()
+    finally:
+        store.close()
+
+
 def base_and_actual(
     project: Project, connectors: Mapping[str, Connector], *, env: Mapping[str, str] | None = None,
-    progress: Callable[[str], None] | None = None, precheck: Precheck | None = None,
+    progress: Callable[[str], None] | None = None, url: Any = None, precheck: Precheck | None = None,
 ) -> tuple[BaseState, ActualState]:
     """B from the state store and A from the vendors, read at the same time.
 
@@ -168,8 +212,9 @@ def base_and_actual(
     stays on this thread where Ctrl-C reaches it.
     """
     opened = threading.Event()
+    url = state_url(project, env=env) if url is None else url
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="state-read") as pool:
-        base: Future[BaseState] = pool.submit(_load_base, project, env, opened, precheck)
+        base: Future[BaseState] = pool.submit(_load_base, project, env, opened, url, precheck)
         while not opened.wait(0.05):
             if base.done():
                 base.result()  # the store could not be opened: raise its error
@@ -186,16 +231,20 @@ def plan_project(
     env: Mapping[str, str] | None = None,
     transports: Transports | None = None,
     progress: Callable[[str], None] | None = None,
+    state: str | None = None,
 ) -> Plan:
-    """Load the repository, read state and live stock, and make a plan. Sends only reads."""
+    """Load the repository, read state and live stock, and make a plan. Sends only reads.
+    ``state``: the state location given on the command line (``--state``)."""
     project = load_project(root)
     targets = targets_in_scope(project, only_targets)
+    url = state_url(project, env=env, state=state)
+    missing = state_is_missing(url)
     with ExitStack() as stack:
-        connectors = open_connectors(project, targets, env=env, transports=transports, stack=stack)
-        capabilities: dict[str, Capabilities] = {n: type(c).capabilities for n, c in connectors.items()}
-        base, actual = base_and_actual(
-            project, connectors, progress=progress, precheck=refuse_unsettled(targets, only_locations)
-        )
+        connectors, capabilities = reading_connectors(project, targets, env=env, transports=transports, stack=stack)
+        base, actual = base_and_actual(project, connectors, progress=progress, url=url,
+                                       precheck=refuse_unsettled(targets, only_locations))
+    for name in targets:
+        actual.setdefault(name, TargetActual(readable=False))
     policy = project.policy(
         capabilities,
         only_targets=frozenset(targets) if only_targets else None,
@@ -205,6 +254,10 @@ def plan_project(
     git = git_info(project.root)
     plan = make_plan(project.desired, base, actual, policy, git_commit=git.commit, git_dirty=git.dirty)
     check_plan_scopes(plan.operations, connectors)  # a missing OAuth scope is a plan-time error
+    note = new_state_note(url, missing, base)
+    if note:
+        # A warning of the plan: the terminal, the PR comment and the saved plan all show it.
+        plan.warnings.insert(0, note)
     return plan
 
 
@@ -217,11 +270,20 @@ def apply_saved_plan(
     env: Mapping[str, str] | None = None,
     transports: Transports | None = None,
     progress: Callable[..., None] | None = None,
+    state: str | None = None,
 ) -> Any:
     """Execute a saved plan exactly once. Every staleness check happens before any request."""
     from reconciler.apply import apply_plan
 
     project = load_project(root)
+    url = state_url(project, env=env, state=state)
+    if state_is_missing(url):
+        raise StalePlanError(
+            f"no state at {url.redacted()}, but plan {plan.plan_id} was made against state lineage "
+            f"{plan.lineage} serial {plan.serial}",
+            hint="Nothing was sent. Restore that state (in CI: the state step, docs/gitops.md) or pass --state, "
+            "or make a new plan with `reconciler plan --out`.",
+        )
     if plan.git_dirty and not allow_dirty:
         raise StalePlanError(
             f"plan {plan.plan_id} was made from a working tree with uncommitted changes to the desired files",
@@ -231,8 +293,11 @@ def apply_saved_plan(
     with ExitStack() as stack:
         connectors = open_connectors(project, targets, env=env, transports=transports, stack=stack)
         check_plan_scopes(plan.operations, connectors)  # before any write: scopes may have changed since the plan
-        store = open_store(project, env=env)
+        from reconciler.state import open_state_store
+
+        store = open_state_store(url)
         stack.callback(store.close)
+        check_desired_files(plan, project.desired.digest, project.desired.file_digests, store)
         return apply_plan(
             plan,
             store,
@@ -242,6 +307,60 @@ def apply_saved_plan(
             progress=progress,
             targets=set(only_targets) if only_targets else None,
         )
+
+
+def changed_files(planned: Mapping[str, str], now: Mapping[str, str]) -> list[str]:
+    """The desired files that differ between the plan and now: "path (changed|added|removed)"."""
+    out = []
+    for path in sorted(set(planned) | set(now)):
+        if path not in now:
+            out.append(f"{path} (removed)")
+        elif path not in planned:
+            out.append(f"{path} (added)")
+        elif planned[path] != now[path]:
+            out.append(f"{path} (changed)")
+    return out
+
+
+def check_desired_files(plan: Plan, digest: str, now: Mapping[str, str], store: Any) -> None:
+    """Refuse, before any request, a plan whose desired files changed: name the files (the plan
+    keeps one digest per file) and the state serial it was made against versus now. A plan
+    without per-file digests is left to the apply engine's whole-digest check."""
+    files = changed_files(plan.desired_files, now) if digest != plan.desired_digest and plan.desired_files else []
+    if not files:
+        return
+    serial = store.serial()
+    moved = (f"the state moved too: the plan was made against serial {plan.serial}, it is now at serial {serial}"
+             if serial != plan.serial else f"the state is still at serial {serial}, as when the plan was made")
+    raise StalePlanError(
+        f"plan {plan.plan_id} is stale: the desired files changed since the plan was made: "
+        f"{', '.join(files)}; {moved}",
+        hint="Nothing was sent. Make a new plan from the current files with `reconciler plan --out` and review it.",
+    )
+
+
+# Target fields that cannot send a credential anywhere new; every other field (kind, url,
+# credentials_env, options, and whatever a later version adds, such as an OAuth token url) can.
+HARMLESS_TARGET_FIELDS = frozenset({"locations", "strategy", "prune", "infer_movements", "rate_limit", "rate_burst",
+                                    "concurrency", "timeout"})
+
+
+def endpoint_changes(project: Project, trusted: Project) -> list[str]:
+    """Targets of ``project`` whose credential could go somewhere ``trusted`` does not send it:
+    a new target, or another value of any field but the harmless ones (kind, url,
+    credentials_env, options, ...). A CI plan job of a pull request checks this against the
+    base branch before it hands the pull request's files any token."""
+    changes = []
+    for name, target in sorted(project.config.targets.items()):
+        known = trusted.config.targets.get(name)
+        if known is None:
+            changes.append(f"target {name} is new (kind {target.kind}, url {target.url}, credentials_env {target.credentials_env})")
+            continue
+        for field_name in type(target).model_fields:
+            old, new = getattr(known, field_name), getattr(target, field_name)
+            if field_name not in HARMLESS_TARGET_FIELDS and old != new:
+                changes.append(f"target {name}: {field_name} {old} -> {new}")
+    return changes
 
 
 @dataclass(frozen=True)
@@ -266,6 +385,7 @@ class DriftReport:
     unreadable: list[str]
     checked_positions: int
     applied_units: int  # sum of |B| over the checked positions
+    state_note: str | None = None  # "no state at ...": nothing to compare against
     # operations of earlier applies still pending or in doubt: B of their positions is not sure
     unsettled: tuple[str, ...] = ()
 
@@ -316,12 +436,18 @@ def drift_report(
     only_targets: Iterable[str] | None = None,
     env: Mapping[str, str] | None = None,
     transports: Transports | None = None,
+    state: str | None = None,
 ) -> DriftReport:
     """Positions whose live stock differs from B, and the targets whose stock cannot be read."""
     project = load_project(root)
     targets = targets_in_scope(project, only_targets)
+    url = state_url(project, env=env, state=state)
+    if state_is_missing(url):
+        # Drift only reads: never create a state as a side effect of looking.
+        return DriftReport([], [], 0, 0, state_note=f"no state at {url.redacted()}: nothing was applied, so "
+                           "nothing can have drifted. Restore the state or pass --state.")
     with ExitStack() as stack:
-        connectors = open_connectors(project, targets, env=env, transports=transports, stack=stack)
+        connectors, _ = reading_connectors(project, targets, env=env, transports=transports, stack=stack)
         unsettled: list[str] = []
 
         def note_unsettled(store: Any) -> None:
@@ -329,7 +455,9 @@ def drift_report(
 
             unsettled.extend(describe_entry(e) for e in store.unsettled(targets))
 
-        base, actual = base_and_actual(project, connectors, env=env, precheck=note_unsettled)
+        base, actual = base_and_actual(project, connectors, env=env, url=url, precheck=note_unsettled)
+    for name in targets:
+        actual.setdefault(name, TargetActual(readable=False))
     entries: list[DriftEntry] = []
     checked = applied = 0
     for (target, location, item), record in sorted(base.positions.items()):
@@ -342,4 +470,5 @@ def drift_report(
         if now != record.quantity:
             entries.append(DriftEntry(target, location, item, record.quantity, now))
     unreadable = sorted(n for n, a in actual.items() if not a.readable)
-    return DriftReport(entries, unreadable, checked, applied, tuple(unsettled))
+    note = None if base.positions else f"the state at {url.redacted()} holds nothing applied yet: nothing to compare."
+    return DriftReport(entries, unreadable, checked, applied, state_note=note, unsettled=tuple(unsettled))

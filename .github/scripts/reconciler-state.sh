@@ -75,6 +75,7 @@ restore() {  # restore MODE
   echo "locked=$locked" >> "$out"
   if [ "$locked" = true ]; then
     if [ "$1" = claim ]; then
+      echo "held_by=$(git show "$head:LOCK" | head -n 1)" >> "$out"
       echo "::error::the state is claimed by another apply ($(git show "$head:LOCK")). If that run has finished or died, see docs/gitops.md, 'A stuck state claim'." >&2
       return 1
     fi

@@ -10,8 +10,8 @@ from typing import Any, Callable, Iterator
 import click
 
 from reconciler.cli import cli
-from reconciler.cli._plan import guard_options, guard_overrides, stderr_progress, use_color
-from reconciler.errors import ApplyIncomplete, InDoubt, PlanError
+from reconciler.cli._plan import guard_options, guard_overrides, state_option, stderr_progress, text_width, use_color
+from reconciler.errors import AlreadyApplied, ApplyIncomplete, InDoubt, PlanError
 
 
 @contextmanager
@@ -78,7 +78,7 @@ def _confirm_or_refuse(auto_approve: bool) -> None:
         raise click.Abort()
 
 
-@cli.command("apply")
+@cli.command("apply", short_help="Apply a saved plan exactly once (or plan, confirm, apply).")
 @click.argument("plan_file", required=False, type=click.Path(dir_okay=False))
 @click.option("--auto-approve", is_flag=True, help="Apply an unsaved plan without asking (for scripts).")
 @click.option(
@@ -90,6 +90,7 @@ def _confirm_or_refuse(auto_approve: bool) -> None:
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Report progress on stderr.")
 @click.option("--color/--no-color", default=None, help="Colour the plan (default: when a terminal).")
 @guard_options
+@state_option
 @click.pass_context
 def apply_cmd(
     ctx: click.Context,
@@ -99,12 +100,14 @@ def apply_cmd(
     targets: tuple[str, ...],
     progress: bool,
     color: bool | None,
+    state_file: str | None,
     **kwargs: Any,
 ) -> None:
     """Execute PLAN_FILE exactly once; with no file, plan, show it and ask before applying.
 
-    An interrupted apply resumes when the same plan is applied again. Exit codes: 0 all applied,
-    3 some operations failed, 4 some are in doubt, 5 another apply holds the lock.
+    An interrupted apply resumes when the same plan is applied again. Exit codes: 0 all applied
+    (or already applied before: nothing sent), 3 some operations failed, 4 some are in doubt,
+    5 another apply holds the lock.
     """
     from reconciler.apply import render_apply_summary
     from reconciler.planfile import load_plan
@@ -117,16 +120,23 @@ def apply_cmd(
             raise PlanError("guard flags apply when planning, not to a saved plan.", hint="Pass them to `reconciler plan`.")
         plan = load_plan(plan_file)
     else:
-        plan = plan_project(ctx.obj["repo"], only_targets=targets or None, guard_overrides=overrides, progress=stderr_progress)
+        plan = plan_project(ctx.obj["repo"], only_targets=targets or None, guard_overrides=overrides,
+                            progress=stderr_progress, state=state_file)
         # color= as well: click.echo strips ANSI codes from a non-terminal unless told otherwise
-        click.echo(render(plan, "text", color=use_color(color)), color=use_color(color))
+        click.echo(render(plan, "text", color=use_color(color), width=text_width()), color=use_color(color))
         if not plan.has_changes:
             return
         _confirm_or_refuse(auto_approve)
-    with apply_progress(progress) as on_progress:
-        report = apply_saved_plan(
-            ctx.obj["repo"], plan, allow_dirty=allow_dirty, only_targets=targets or None, progress=on_progress
-        )
+    try:
+        with apply_progress(progress) as on_progress:
+            report = apply_saved_plan(
+                ctx.obj["repo"], plan, allow_dirty=allow_dirty, only_targets=targets or None, progress=on_progress,
+                state=state_file,
+            )
+    except AlreadyApplied as exc:
+        # A re-run of a successful apply (a CI job run again) is not a failure: say so, exit 0.
+        click.echo(f"Already applied, nothing sent: {exc.message}. `reconciler history` shows the run that applied it.")
+        return
     click.echo(render_apply_summary(report))
     if report.outcome == "in_doubt":
         raise InDoubt("some operations are in doubt.", hint="Check them with the vendor and settle each with `reconciler resolve`.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 from typing import Any, Callable
 
@@ -34,6 +36,18 @@ def guard_overrides(kwargs: dict[str, Any]) -> dict[str, bool]:
     return {name: True for _, name, _ in GUARD_FLAGS if kwargs.pop(name, False)}
 
 
+STATE_OPTION_HELP = (
+    "The state: a SQLite path (relative to the working directory), sqlite:///path or "
+    "postgresql://user@host/db?schema=NAME (default: $RECONCILER_STATE, else state: in reconciler.yaml, "
+    "else .reconciler/state.db in the repository). ${VAR} is read from the environment."
+)
+
+
+def state_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--state``, the same on every command that opens the state."""
+    return click.option("--state", "state_file", default=None, metavar="STATE", help=STATE_OPTION_HELP)(func)
+
+
 def stderr_progress(message: str) -> None:
     click.echo(message, err=True)
 
@@ -42,7 +56,21 @@ def use_color(color: bool | None) -> bool:
     return sys.stdout.isatty() if color is None else color
 
 
-@cli.command("plan")
+MIN_COLUMNS = 40
+
+
+def text_width() -> int | None:
+    """Columns for text output: $COLUMNS when set, else the terminal's width; None (plain lines,
+    never cut) when standard output is not a terminal, as in a CI log."""
+    columns = os.environ.get("COLUMNS", "").strip()
+    if columns.isdigit() and int(columns) > 0:
+        return max(int(columns), MIN_COLUMNS)
+    if not sys.stdout.isatty():
+        return None
+    return max(shutil.get_terminal_size().columns, MIN_COLUMNS)
+
+
+@cli.command("plan", short_help="Make a plan: desired stock against state and live stock.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the saved plan (JSON) to this file.")
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True, help="How to print the plan.")
 @click.option(
@@ -54,6 +82,7 @@ def use_color(color: bool | None) -> bool:
 @click.option("--location", "locations", multiple=True, help="Plan only this location (repeatable).")
 @click.option("--color/--no-color", default=None, help="Colour the text output (default: when a terminal).")
 @guard_options
+@state_option
 @click.pass_context
 def plan_cmd(
     ctx: click.Context,
@@ -63,6 +92,7 @@ def plan_cmd(
     targets: tuple[str, ...],
     locations: tuple[str, ...],
     color: bool | None,
+    state_file: str | None,
     **kwargs: Any,
 ) -> None:
     """Compare the desired stock with state and live stock, and print the plan."""
@@ -76,10 +106,11 @@ def plan_cmd(
         only_locations=locations or None,
         guard_overrides=guard_overrides(kwargs),
         progress=stderr_progress,
+        state=state_file,
     )
     if out:
         save_plan(plan, out)
-    click.echo(render(plan, fmt, color=use_color(color)), color=use_color(color))
+    click.echo(render(plan, fmt, color=use_color(color), width=text_width()), color=use_color(color))
     if out:
         click.echo(f"Saved plan {plan.plan_id} to {out}. Apply it with: reconciler apply {out}", err=True)
     if detailed_exitcode and plan.has_changes:
@@ -95,10 +126,10 @@ def show_cmd(plan_file: str, fmt: str, color: bool | None) -> None:
     from reconciler.planfile import load_plan
     from reconciler.render import render
 
-    click.echo(render(load_plan(plan_file), fmt, color=use_color(color)), color=use_color(color))
+    click.echo(render(load_plan(plan_file), fmt, color=use_color(color), width=text_width()), color=use_color(color))
 
 
-@cli.command("drift")
+@cli.command("drift", short_help="Live stock that differs from what was last applied.")
 @click.option("--target", "targets", multiple=True, help="Check only this target (repeatable).")
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 @click.option(
@@ -118,6 +149,7 @@ def show_cmd(plan_file: str, fmt: str, color: bool | None) -> None:
     default=None,
     help="With --detailed-exitcode: exit 2 only when the total absolute drift exceeds P% of the applied units.",
 )
+@state_option
 @click.pass_context
 def drift_cmd(
     ctx: click.Context,
@@ -126,6 +158,7 @@ def drift_cmd(
     detailed_exitcode: bool,
     threshold_units: int | None,
     threshold_percent: float | None,
+    state_file: str | None,
 ) -> None:
     """Report positions whose live stock differs from what was last applied.
 
@@ -135,7 +168,9 @@ def drift_cmd(
     from reconciler.workflow import DriftThreshold, drift_report
 
     threshold = DriftThreshold(units=threshold_units, percent=threshold_percent)
-    report = drift_report(ctx.obj["repo"], only_targets=targets or None)
+    report = drift_report(ctx.obj["repo"], only_targets=targets or None, state=state_file)
+    if report.state_note:
+        click.echo(f"note: {report.state_note}", err=True)
     click.echo(render_drift(report, fmt, threshold))
     if detailed_exitcode and threshold.exceeded_by(report):
         ctx.exit(2)

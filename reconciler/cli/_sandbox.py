@@ -7,7 +7,7 @@ import click
 from reconciler.cli import cli
 
 
-@cli.group()
+@cli.group(short_help="Run vendor simulators (sandboxes) on loopback.")
 def sandbox() -> None:
     """Run vendor simulators (sandboxes) on loopback for demos and tests."""
 

@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
 from reconciler.cli import cli
+from reconciler.cli._plan import state_option
 from reconciler.errors import StateError
 
-_STATE_OPTION_HELP = (
-    "The state: a SQLite path, sqlite:///path or postgresql://user@host/db?schema=NAME "
-    "(default: state: in reconciler.yaml; env RECONCILER_STATE). ${VAR} is read from the environment."
-)
 
 
 def _location(ctx: click.Context, explicit: str | None) -> tuple[str, str, Path | None]:
@@ -53,17 +50,13 @@ def who() -> str:
     return workflow_who()
 
 
-def _state_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--state", "state_file", type=click.Path(dir_okay=False), default=None, help=_STATE_OPTION_HELP)(fn)
-
-
 @cli.group("state")
 def state_group() -> None:
     """Create, inspect, copy and move the state."""
 
 
 @state_group.command("lock")
-@_state_option
+@state_option
 @click.pass_context
 def state_lock(ctx: click.Context, state_file: str | None) -> None:
     """List the apply locks: one per running apply, naming its targets and holder."""
@@ -74,7 +67,7 @@ def state_lock(ctx: click.Context, state_file: str | None) -> None:
 
 
 @state_group.command("init")
-@_state_option
+@state_option
 @click.pass_context
 def state_init(ctx: click.Context, state_file: str | None) -> None:
     """Create the state if it is absent, else open it and upgrade its schema; print its location,
@@ -87,7 +80,7 @@ def state_init(ctx: click.Context, state_file: str | None) -> None:
 @state_group.command("snapshot")
 @click.argument("dest", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Replace DEST if it exists.")
-@_state_option
+@state_option
 @click.pass_context
 def state_snapshot(ctx: click.Context, dest: Path, force: bool, state_file: str | None) -> None:
     """Write a consistent copy of a SQLite state to DEST (SQLite's backup API: every committed
@@ -112,9 +105,9 @@ def state_migrate(source: str, destination: str, force: bool) -> None:
         click.echo(render_migration(migrate_state(src, dst, holder=who(), force=force)))
 
 
-@cli.command()
+@cli.command(short_help="Remove a stale apply lock.")
 @click.argument("lock_id")
-@_state_option
+@state_option
 @click.pass_context
 def unlock(ctx: click.Context, lock_id: str, state_file: str | None) -> None:
     """Remove the apply lock LOCK_ID (only when its apply is dead or stuck).
@@ -132,7 +125,7 @@ def unlock(ctx: click.Context, lock_id: str, state_file: str | None) -> None:
 @cli.command()
 @click.argument("run_id", required=False)
 @click.option("--limit", type=int, default=20, show_default=True, help="How many runs to list.")
-@_state_option
+@state_option
 @click.pass_context
 def history(ctx: click.Context, run_id: str | None, limit: int, state_file: str | None) -> None:
     """List recent applies, or show one RUN and its operations."""
@@ -154,7 +147,7 @@ def history(ctx: click.Context, run_id: str | None, limit: int, state_file: str 
 @click.option("--plan", "plan_id", default=None, help="The plan, when an operation id occurs in several.")
 @click.option("--all", "all_in_doubt", is_flag=True, help="Every operation of --plan left in doubt (after checking the vendor).")
 @click.option("--target", default=None, help="With --all: only this target's operations.")
-@_state_option
+@state_option
 @click.pass_context
 def resolve(
     ctx: click.Context, op_ids: tuple[str, ...], applied: bool | None, plan_id: str | None, all_in_doubt: bool,

@@ -11,7 +11,7 @@ from reconciler.config import load
 from reconciler.errors import Problem
 
 
-@cli.command()
+@cli.command(short_help="Check reconciler.yaml and stock/; every problem at once.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="Output format.")
 @click.pass_context

@@ -107,6 +107,13 @@ class Connector(ABC):
         self.ctx = ctx
         self.transport = transport
 
+    @classmethod
+    def reads_with(cls, options: Mapping[str, Any]) -> bool:
+        """Whether a target of this kind with these options has a read side. Asked before any
+        connector is made (a plan never contacts a write-only target, so needs no credential
+        for it); kinds whose options change it override this."""
+        return cls.capabilities.readable
+
     @abstractmethod
     def read_stock(self) -> dict[tuple[str, str], Record]:
         """Live stock of every mapped (location, item). Raises NotSupported if write-only."""

@@ -73,6 +73,10 @@ class LightspeedSupplierConnector(Connector):
         max_batch=MAX_BATCH,
     )
 
+    @classmethod
+    def reads_with(cls, options: Mapping[str, Any]) -> bool:
+        return options.get(READ_API_OPTION) == "assumed"
+
     def __new__(cls, ctx: TargetContext, **kwargs: Any) -> LightspeedSupplierConnector:
         # The workflow reads capabilities from the connector's class (type(conn).capabilities),
         # so the option picks the class: `read_api: assumed` gets the one that can read.

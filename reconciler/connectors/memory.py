@@ -83,6 +83,10 @@ class MemoryConnector(Connector):
             MemoryConnector._variants[(cls, caps)] = variant
         return super().__new__(variant)
 
+    @classmethod
+    def reads_with(cls, options: Any) -> bool:
+        return bool(options.get("readable", True))
+
     def __init__(self, ctx: TargetContext, *, transport: httpx.BaseTransport | None = None) -> None:
         super().__init__(ctx, transport=transport)
         path = ctx.options.get("path")

@@ -14,10 +14,11 @@ from reconciler.render.text import render_text
 FORMATS = ("text", "markdown", "json")
 
 
-def render(plan: Plan, fmt: str, color: bool = False) -> str:
-    """Render ``plan`` as "text", "markdown" or "json"."""
+def render(plan: Plan, fmt: str, color: bool = False, width: int | None = 140) -> str:
+    """Render ``plan`` as "text", "markdown" or "json". ``width``: the terminal's columns for
+    text (None: not a terminal, plain lines)."""
     if fmt == "text":
-        return render_text(plan, color)
+        return render_text(plan, color, width=width)
     if fmt == "markdown":
         return render_markdown(plan)
     if fmt == "json":

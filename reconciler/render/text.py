@@ -6,6 +6,7 @@ import io
 from itertools import groupby, islice
 
 from rich.console import Console
+from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
 
@@ -44,22 +45,75 @@ def _console(color: bool, width: int) -> tuple[Console, io.StringIO]:
     return console, buf
 
 
-def _table(title: str, ops: list[Operation]) -> Table:
-    table = Table(title=title, title_justify="left", expand=False, show_lines=False)
-    for name, justify in (("kind", "left"), ("item", "left"), ("location", "left"), ("A", "right"),
-                          ("B", "right"), ("D", "right"), ("change", "right"), ("expected", "right"),
-                          ("reason", "left")):
-        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+COLUMNS = (("kind", "left"), ("item", "left"), ("location", "left"), ("A", "right"), ("B", "right"),
+           ("D", "right"), ("change", "right"), ("expected", "right"))
+MIN_REASON_WIDTH = 24  # narrower than this, a reason says nothing: the column is dropped
+
+
+def _reason(op: Operation) -> str:
+    if op.overridden_guards:
+        return f"{op.reason} [guards overridden: {', '.join(op.overridden_guards)}]"
+    return op.reason
+
+
+def _cells(op: Operation) -> list[str]:
+    location, a, b, d, change, expected = describe_legs(op)
+    return [op.kind.value, op.item, location, a, b, d, change, expected]
+
+
+def _table(ops: list[Operation], widths: list[int], reason_width: int | None) -> Table:
+    """One line per operation: no cell wraps, each column as wide as its widest cell.
+    ``reason_width``: None for the full reason, 0 to drop the column, else the reason is cut to
+    that width with an ellipsis."""
+    table = Table(expand=False, show_lines=False)
+    for (name, justify), width in zip(COLUMNS, widths):
+        table.add_column(name, justify=justify, no_wrap=True, min_width=width)  # type: ignore[arg-type]
+    if reason_width != 0:
+        table.add_column("reason", no_wrap=True, overflow="ellipsis", max_width=reason_width)
+    for op in ops:
+        cells: list[Text | str] = [Text(op.kind.value, style=KIND_STYLE[op.kind]), *_cells(op)[1:]]
+        if reason_width != 0:
+            cells.append(Text(_reason(op)))
+        table.add_row(*cells)
+    return table
+
+
+def _fitted_table(console: Console, ops: list[Operation]) -> Table | None:
+    """The widest table that fits the console on one line per row, or None when even the table
+    without reasons does not fit (the caller then prints plain lines)."""
+    widths = [max([cell_len(name)] + [cell_len(_cells(op)[i]) for op in ops]) for i, (name, _) in enumerate(COLUMNS)]
+    bare = sum(widths) + 3 * len(widths) + 1  # a space either side of each cell, a rule between and around
+    reason = max(cell_len(_reason(op)) for op in ops)
+    if bare + reason + 3 <= console.width:
+        return _table(ops, widths, None)
+    room = console.width - bare - 3
+    if room >= MIN_REASON_WIDTH:
+        return _table(ops, widths, room)
+    return _table(ops, widths, 0) if bare <= console.width else None
+
+
+def _plain_lines(ops: list[Operation]) -> list[str]:
+    """One self-contained line per operation, for logs (no terminal) and tables too wide."""
+    lines = []
     for op in ops:
         location, a, b, d, change, expected = describe_legs(op)
-        reason = op.reason
-        if op.overridden_guards:
-            reason += f" [guards overridden: {', '.join(op.overridden_guards)}]"
-        table.add_row(
-            Text(op.kind.value, style=KIND_STYLE[op.kind]), op.item, location, a, b, d, change, expected,
-            Text(reason),
-        )
-    return table
+        moved = f", change {change}" if change else ""
+        lines.append(f"  {op.kind.value} {op.item} at {location}: A {a}, B {b}, D {d}{moved}, expected {expected}; "
+                     f"{_reason(op)}")
+    return lines
+
+
+def _section(console: Console, title: str, ops: list[Operation], plain: bool) -> bool:
+    """Print one group; True when reasons were cut to fit."""
+    console.print()
+    console.print(Text(title, style="bold"))
+    table = None if plain else _fitted_table(console, ops)
+    if table is None:
+        for line in _plain_lines(ops):
+            console.print(Text(line))  # a terminal wraps it at words; a log (no width) never
+        return False
+    console.print(table)
+    return len(table.columns) == len(COLUMNS) or table.columns[-1].max_width is not None
 
 
 def _header(console: Console, plan: Plan, summary: Summary) -> None:
@@ -92,12 +146,17 @@ def _location_table(summary: Summary, rows: int = MAX_LOCATION_ROWS) -> Table:
     return table
 
 
-def render_text(plan: Plan, color: bool = False, *, width: int = 140, max_ops: int = DEFAULT_MAX_OPS) -> str:
+def render_text(plan: Plan, color: bool = False, *, width: int | None = 140, max_ops: int = DEFAULT_MAX_OPS) -> str:
     """Summary, warnings, then changes grouped by target and location, then drift notes.
+
+    ``width``: the terminal's columns; every table row then stays on one line (reasons are cut,
+    then dropped, then the group falls back to plain lines). None: no terminal (a CI log),
+    plain lines only, each operation on one line however long.
 
     A plan of more than ``max_ops`` operations (a chain's first plan has a million) gets a table
     per location first, and only its first ``max_ops`` changes and drift notes are listed."""
-    console, buf = _console(color, width)
+    plain = width is None
+    console, buf = _console(color, width or 10_000)
     summary = summarize(plan)
     _header(console, plan, summary)
     ops = plan.operations
@@ -106,14 +165,16 @@ def render_text(plan: Plan, color: bool = False, *, width: int = 140, max_ops: i
         console.print(_location_table(summary))
     changes = list(islice((op for op in ops if op.kind is not OpKind.DRIFT), max_ops))
     drift = list(islice((op for op in ops if op.kind is OpKind.DRIFT), max_ops))
+    cut = False
     for (target, location), group in groupby(changes, key=lambda op: (op.target, op.location)):
-        console.print()
-        console.print(_table(f"{target} / {location}", list(group)))
+        cut |= _section(console, f"{target} / {location}", list(group), plain)
     if drift:
-        console.print()
-        console.print(_table("Drift (reported, never overwritten)", drift))
+        cut |= _section(console, "Drift (reported, never overwritten)", drift, plain)
     hidden = len(ops) - len(changes) - len(drift)
     if hidden > 0:
         console.print(Text(f"\u2026 {hidden:,} more operations not shown; `reconciler plan --out FILE` saves "
                            "every one, `--format json` prints them all", style="dim"))
-    return buf.getvalue()
+    if cut:
+        console.print(Text(f"Reasons are cut to fit {width} columns; `reconciler show FILE --format markdown`, "
+                           "a wider terminal or COLUMNS=200 shows them in full.", style="dim"))
+    return "\n".join(line.rstrip() for line in buf.getvalue().split("\n"))

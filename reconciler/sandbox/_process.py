@@ -10,6 +10,7 @@ import json
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -270,18 +271,96 @@ def health(url: str, timeout: float = 1.0) -> dict[str, Any] | None:
         return None
 
 
-def wait_healthy(url: str, kind: str, pid: int, log_path: Path, timeout: float = START_TIMEOUT_S) -> None:
+def wait_healthy(url: str, kind: str, pid: int, log_path: Path, timeout: float = START_TIMEOUT_S, *,
+                 log_offset: int = 0) -> None:
+    """Wait until the sandbox process ``pid`` itself answers on ``url``.
+
+    Another sandbox of the same kind answering there (another checkout's) is not enough: the
+    process must be alive, must have written its ready line (it binds its port before that) to
+    its own log after ``log_offset``, and where the system tells (Linux /proc) must hold the
+    listening socket."""
+    port = int(url.rsplit(":", 1)[1].rstrip("/"))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        answer = health(url, timeout=0.5)
-        if answer and answer.get("kind") == kind:
-            return
-        if not is_sandbox_process(pid):
+        # alive, not "is a sandbox": just after the fork the child still shows our command line
+        if not _alive(pid):
             break
+        if READY_PREFIX in _log_since(log_path, log_offset):
+            holder = port_holder(port)
+            answer = health(url, timeout=0.5)
+            if holder not in (None, pid):
+                raise SandboxError(f"the {kind} sandbox (pid {pid}) reported ready, but port {port} is held by "
+                                   f"{describe_process(holder)}", hint="Stop that process, or give this target another port.")
+            if answer and answer.get("kind") == kind:
+                return
         time.sleep(0.1)
-    tail = log_path.read_text(encoding="utf-8", errors="replace")[-1500:] if log_path.exists() else ""
-    raise SandboxError(f"the {kind} sandbox at {url} did not become healthy (pid {pid}); its log {log_path} ends:\n{tail}",
+    tail = _log_since(log_path, log_offset)[-1500:]
+    state = "still starting" if _alive(pid) else "exited"
+    raise SandboxError(f"the {kind} sandbox at {url} did not become healthy (pid {pid}, {state}); its log {log_path} ends:\n{tail}",
                        hint="Check that the port is free, or run `reconciler sandbox serve` by hand to see why.")
+
+
+def _log_since(path: Path, offset: int) -> str:
+    try:
+        with open(path, "rb") as log:
+            log.seek(offset)
+            return log.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """True when nothing listens on ``host:port`` (we could bind it ourselves)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # as uvicorn binds: a closed connection lingering in TIME_WAIT does not make a port taken
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def port_holder(port: int) -> int | None:
+    """The pid of the process listening on TCP ``port`` (any address), where Linux's /proc says;
+    None when it cannot be told (another OS, another user's process) or nothing listens."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text(encoding="ascii", errors="replace").splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            # local address "0100007F:1F90", state 0A = LISTEN, inode in column 10
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return None
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            for fd in (proc / "fd").iterdir():
+                if os.readlink(fd) in inodes:
+                    return int(proc.name)
+        except OSError:
+            continue
+    return None
+
+
+def describe_process(pid: int) -> str:
+    """"pid 123 (reconciler sandbox serve xseries ..., in /other/checkout)", as far as /proc tells."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        command = " ".join(a.decode(errors="replace") for a in args if a)
+        if "-m reconciler " in command:
+            command = "reconciler " + command.split("-m reconciler ", 1)[1]
+        where = os.readlink(f"/proc/{pid}/cwd")
+        return f"pid {pid} ({command[:160]}, in {where})"
+    except OSError:
+        return f"pid {pid}"
 
 
 def is_sandbox_process(pid: int) -> bool:
@@ -404,43 +483,84 @@ def planned_sandboxes(project: Any) -> list[PlannedSandbox]:
 
 def sandboxes_up(root: str | Path) -> list[tuple[str, str]]:
     """Start a detached sandbox per loopback target of the project at ``root`` (idempotent);
-    returns ``(target, what happened)`` pairs."""
+    returns ``(target, what happened)`` pairs.
+
+    A sandbox of this checkout that is running and answering is "already up". A port held by
+    anything else (another checkout's sandbox too) is an error naming the port and, where the
+    system tells, the process; it is raised before anything is started. Each started sandbox is
+    reported only once its own process answers on its port (:func:`wait_healthy`)."""
     from reconciler.config import load_project
-    from reconciler.sandbox._fixtures import target_fixtures
 
     project = load_project(root)
     base = Path(project.root)
     folder = base / SANDBOX_DIR
     folder.mkdir(parents=True, exist_ok=True)
     report: list[tuple[str, str]] = []
-    started: list[tuple[PlannedSandbox, int]] = []
+    to_start: list[PlannedSandbox] = []
     for sandbox in planned_sandboxes(project):
-        pid_path = folder / f"{sandbox.target}.pid"
-        record = PidRecord.read(pid_path)
-        if record and is_sandbox_process(record.pid) and (health(record.url) or {}).get("kind") == sandbox.kind:
+        record = PidRecord.read(folder / f"{sandbox.target}.pid")
+        if record and _is_ours_and_up(record, sandbox):
             report.append((sandbox.target, f"already up at {record.url} (pid {record.pid})"))
-            continue
-        pid_path.unlink(missing_ok=True)
-        state = folder / f"{sandbox.target}.db"
-        fixtures_path = None
-        if not state.exists():  # an existing state keeps its stock; `down --reset` starts afresh
-            fixtures_path = folder / f"{sandbox.target}.fixtures.json"
-            fixtures_path.write_text(json.dumps(target_fixtures(project, sandbox.target), indent=1), encoding="utf-8")
-        cmd = serve_command(sandbox.kind, state=state, host=sandbox.host, port=sandbox.port,
-                            fixtures_path=fixtures_path, options=sandbox.options)
-        pid = start_detached(cmd, log_path=folder / f"{sandbox.target}.log", cwd=base)
-        PidRecord(sandbox.target, sandbox.kind, pid, sandbox.url, str(state)).write(pid_path)
-        started.append((sandbox, pid))
-    for sandbox, pid in started:
+        else:
+            to_start.append(sandbox)
+    _refuse_taken_ports(to_start)
+    started = [(sandbox, *_start(project, folder, sandbox)) for sandbox in to_start]
+    for sandbox, pid, offset in started:
         try:
-            wait_healthy(sandbox.url, sandbox.kind, pid, folder / f"{sandbox.target}.log")
+            wait_healthy(sandbox.url, sandbox.kind, pid, folder / f"{sandbox.target}.log", log_offset=offset)
         except SandboxError:
-            stop_process(pid)
-            (folder / f"{sandbox.target}.pid").unlink(missing_ok=True)
+            stop_processes([p for _, p, _ in started])
+            for other, _, _ in started:
+                (folder / f"{other.target}.pid").unlink(missing_ok=True)
             raise
         report.append((sandbox.target, f"started at {sandbox.url} (pid {pid})"))
     write_env_file(base, planned_sandboxes(project))
     return sorted(report)
+
+
+def _is_ours_and_up(record: PidRecord, sandbox: PlannedSandbox) -> bool:
+    """This checkout's pid file names a live sandbox process of the kind, holding the port (where
+    that can be told) and answering there."""
+    if record.url != sandbox.url or not is_sandbox_process(record.pid):
+        return False
+    holder = port_holder(sandbox.port)
+    return holder in (None, record.pid) and (health(record.url) or {}).get("kind") == sandbox.kind
+
+
+def _refuse_taken_ports(sandboxes: list[PlannedSandbox]) -> None:
+    taken = []
+    for sandbox in sandboxes:
+        if port_is_free(sandbox.host, sandbox.port):
+            continue
+        holder = port_holder(sandbox.port)
+        by = f"held by {describe_process(holder)}" if holder is not None else "in use by another process"
+        taken.append(f"port {sandbox.port} of target {sandbox.target} ({sandbox.kind}) is {by}")
+    if taken:
+        raise SandboxError(
+            "cannot start the sandboxes, nothing was started: " + "; ".join(taken),
+            hint="Stop that process (if it is another checkout's sandbox: `reconciler -C THAT_CHECKOUT sandbox down`), "
+            "or give these targets other ports in reconciler.yaml.",
+        )
+
+
+def _start(project: Any, folder: Path, sandbox: PlannedSandbox) -> tuple[int, int]:
+    """Start one detached sandbox; (pid, where its new log output begins)."""
+    from reconciler.sandbox._fixtures import target_fixtures
+
+    pid_path = folder / f"{sandbox.target}.pid"
+    pid_path.unlink(missing_ok=True)
+    state = folder / f"{sandbox.target}.db"
+    fixtures_path = None
+    if not state.exists():  # an existing state keeps its stock; `down --reset` starts afresh
+        fixtures_path = folder / f"{sandbox.target}.fixtures.json"
+        fixtures_path.write_text(json.dumps(target_fixtures(project, sandbox.target), indent=1), encoding="utf-8")
+    cmd = serve_command(sandbox.kind, state=state, host=sandbox.host, port=sandbox.port,
+                        fixtures_path=fixtures_path, options=sandbox.options)
+    log_path = folder / f"{sandbox.target}.log"
+    offset = log_path.stat().st_size if log_path.exists() else 0
+    pid = start_detached(cmd, log_path=log_path, cwd=Path(project.root))
+    PidRecord(sandbox.target, sandbox.kind, pid, sandbox.url, str(state)).write(pid_path)
+    return pid, offset
 
 
 def write_env_file(root: Path, sandboxes: list[PlannedSandbox]) -> Path:

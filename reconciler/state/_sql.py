@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
 
-from reconciler.errors import LockHeld, StalePlanError, StateError
+from reconciler.errors import AlreadyApplied, LockHeld, StalePlanError, StateError
 from reconciler.model import BaseState, Operation, Plan, PositionKey, Record, Settings, gc_paused, new_record
 from reconciler.state._tokens import CredentialsMixin
 from reconciler.state.base import (
@@ -230,14 +230,14 @@ class SQLStateStore(CredentialsMixin, StateStore):
 
     def _check_resumable(self, record: PlanRecord, wanted: Sequence[str] | None) -> None:
         if record.status is PlanStatus.APPLIED:
-            raise StalePlanError(
+            raise AlreadyApplied(
                 f"plan {record.plan_id} was already applied in full",
                 hint="Nothing to do. To change stock again, edit the YAML and make a new plan.",
             )
         if wanted:
             parts = {p.target: p for p in self._parts(record.plan_id)}
             if parts and all(t in parts and parts[t].status is PartStatus.APPLIED for t in wanted):
-                raise StalePlanError(
+                raise AlreadyApplied(
                     f"the part of plan {record.plan_id} for target(s) {', '.join(wanted)} was already applied in full",
                     hint="Nothing to do for it; `reconciler history` shows the status of every part.",
                 )

@@ -217,7 +217,7 @@ def test_an_unverifiable_dropped_delta_is_in_doubt_until_resolved(shop: Shop, tm
     assert settled.code == 0 and "now applied" in settled.stdout
     assert plan("--detailed-exitcode").code == 0  # D == B == A: nothing left to do
     again = apply(path)
-    assert again.code == 1 and "already applied in full" in again.stderr
+    assert again.code == 0 and again.stdout.startswith("Already applied, nothing sent: plan ") and not again.stderr
 
 
 def test_resolve_all_settles_every_operation_in_doubt_of_a_plan_at_once(shop: Shop, tmp_path: Path) -> None:
@@ -240,16 +240,22 @@ def test_resolve_all_settles_every_operation_in_doubt_of_a_plan_at_once(shop: Sh
 # --- refusals before any request ---------------------------------------------------------------
 
 
-def _state_replaced(shop: Shop) -> None:
+def _state_removed(shop: Shop) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{shop.state}{suffix}").unlink(missing_ok=True)
 
 
+def _state_replaced(shop: Shop) -> None:
+    _state_removed(shop)
+    assert run_cli("state", "init").code == 0  # a fresh state: another lineage, serial 0 again
+
+
 REFUSALS: list[tuple[str, Callable[[Shop], None], str]] = [
     ("another-lineage", _state_replaced, "it belongs to another state database"),
+    ("no-state", _state_removed, "no state at "),
     ("older-serial", lambda shop: _apply_other_plan(shop), "something was applied since"),
     ("desired-files-changed", lambda shop: write(shop.root, {"stock/oslo.yaml": OSLO.replace("CAP: 4", "CAP: 6")}),
-     "they changed since the plan was made"),
+     "the desired files changed since the plan was made: stock/oslo.yaml (changed); the state is still at serial 0"),
 ]
 
 
@@ -272,12 +278,15 @@ def test_stale_plans_are_refused_before_any_request(shop: Shop, change: Callable
     assert requests_sent(shop.stock) == sent
 
 
-def test_a_plan_applied_in_full_is_refused_and_so_is_the_first_plan_after_the_state_is_lost(shop: Shop) -> None:
+def test_a_plan_applied_in_full_is_not_resent_and_the_first_plan_after_the_state_is_lost(shop: Shop) -> None:
     path = saved_plan()
     assert apply(path).code == 0
 
-    replay = apply(path)
-    assert replay.code == 1 and "already applied in full" in replay.stderr
+    before = requests_sent(shop.stock)
+    replay = apply(path)  # a re-run of a successful apply (a CI job run again): exit 0, nothing sent
+    assert replay.code == 0, replay
+    assert replay.stdout.startswith(f"Already applied, nothing sent: plan {load_plan(path).plan_id} was already applied in full.")
+    assert requests_sent(shop.stock) == before
 
     _state_replaced(shop)  # a fresh state database: serial 0 again, like the plan's
     lost = apply(path)

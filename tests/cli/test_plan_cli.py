@@ -104,6 +104,7 @@ def test_formats_text_markdown_json(shop: Shop) -> None:
 
 
 def test_color_is_forced_or_refused_by_flag(shop: Shop) -> None:
+    plan(shop)  # creates the state: both runs below then announce the same (new, empty) state
     coloured = plan(shop, "--color")
     plain = plan(shop, "--no-color")
 

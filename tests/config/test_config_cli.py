@@ -13,7 +13,6 @@ from config_helpers import BASE_CONFIG, RepoFactory
 from reconciler.cli import _register, cli
 from reconciler.config import load_project, validate_project
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def invoke(*args: str):  # type: ignore[no-untyped-def]
@@ -71,9 +70,9 @@ def test_console_script_exit_codes(config_repo: RepoFactory) -> None:
     assert "stock/oslo.yaml:2: quantity of 'RED-M' in target 'xs' is negative (-1)" in run.stdout
 
 
-def test_the_example_repository_is_valid() -> None:
-    assert validate_project(REPO_ROOT) == []
-    project = load_project(REPO_ROOT)
+def test_the_example_repository_is_valid(example_repo: Path) -> None:
+    assert validate_project(example_repo) == []
+    project = load_project(example_repo)
 
     kinds = {t.kind for t in project.config.targets.values()}
     assert kinds == {"xseries", "lightspeed-supplier", "zettle", "kaching", "runfree"}
@@ -87,8 +86,8 @@ def test_the_example_repository_is_valid() -> None:
     assert any(not p.settings.is_empty() for p in project.positions.values())
 
 
-def test_example_repository_through_the_cli() -> None:
-    result = invoke("-C", str(REPO_ROOT), "validate")
+def test_example_repository_through_the_cli(example_repo: Path) -> None:
+    result = invoke("-C", str(example_repo), "validate")
 
     assert result.exit_code == 0, result.output
     assert result.output.startswith("valid: ")

@@ -388,13 +388,16 @@ def test_e2e_unknown_location_error_verbatim(tmp_path: Path, sandbox: SandboxPro
 def test_e2e_missing_credential_fails_before_any_request(tmp_path: Path, sandbox: SandboxProcess,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     from reconciler.errors import CredentialsError
-    from reconciler.workflow import plan_project
+    from reconciler.workflow import apply_saved_plan, plan_project
 
     monkeypatch.delenv("RECONCILER_STATE", raising=False)
     monkeypatch.delenv("E2E_KACHING_KEY", raising=False)
     repo = e2e_repo(tmp_path / "repo", sandbox.url)
+    # a write-only target is never contacted while planning (a CI plan job holds read-only
+    # credentials only, docs/gitops.md): planning needs no key; applying fails before any request
+    plan = plan_project(repo, env={})
     with pytest.raises(CredentialsError, match="E2E_KACHING_KEY"):
-        plan_project(repo, env={})
+        apply_saved_plan(repo, plan, env={})
     assert httpx.get(sandbox.url + "/_sandbox/requests").json() == {}
 
 

@@ -310,11 +310,14 @@ def test_e2e_vendor_error_verbatim_beside_its_operation(tmp_path: Path, sandbox:
 def test_e2e_missing_credential_fails_before_any_request(tmp_path: Path, sandbox: SandboxProcess,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     from reconciler.errors import CredentialsError
-    from reconciler.workflow import plan_project
+    from reconciler.workflow import apply_saved_plan, plan_project
 
     monkeypatch.delenv("RECONCILER_STATE", raising=False)
     monkeypatch.delenv("E2E_RF_TOKEN", raising=False)
     repo = e2e_repo(tmp_path / "repo", sandbox.url)
+    # a write-only target is never contacted while planning (a CI plan job holds read-only
+    # credentials only, docs/gitops.md): planning needs no key; applying fails before any request
+    plan = plan_project(repo, env={})
     with pytest.raises(CredentialsError, match="E2E_RF_TOKEN"):
-        plan_project(repo, env={})
+        apply_saved_plan(repo, plan, env={})
     assert httpx.get(sandbox.url + "/_sandbox/requests").json() == {}

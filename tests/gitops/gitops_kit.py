@@ -17,6 +17,7 @@ from typing import Any, Iterator
 import httpx
 import yaml
 
+from example_repo import example_root  # noqa: F401  (re-exported for the GitOps tests)
 from reconciler.config import load_project
 from reconciler.sandbox import ServerThread, simulator_class
 from reconciler.sandbox._fixtures import target_fixtures
@@ -80,14 +81,16 @@ class Sandboxes:
 
 
 def write_example(into: Path, sandboxes: Sandboxes) -> None:
-    """The project's example stock repository, its targets pointing at ``sandboxes``, with this
-    repository's .github/ (workflows and the state script) as a stock repository copies it."""
+    """The example stock repository that ``sandboxes`` were made from (see :func:`example_root`),
+    its targets pointing at ``sandboxes``, with this repository's .github/ (workflows and the
+    state script) as a stock repository copies it."""
     into.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(ROOT / "stock", into / "stock")
+    source = Path(sandboxes.project.root)
+    shutil.copytree(source / "stock", into / "stock")
     shutil.copytree(ROOT / ".github", into / ".github")
     (into / "plans").mkdir()
     (into / "plans" / ".gitkeep").write_text("")
-    text = (ROOT / "reconciler.yaml").read_text(encoding="utf-8")
+    text = (source / "reconciler.yaml").read_text(encoding="utf-8")
     for name, target in sandboxes.project.config.targets.items():
         assert target.url
         text = text.replace(f"url: {target.url}\n", f"url: {sandboxes.servers[name].url}\n")
@@ -95,6 +98,19 @@ def write_example(into: Path, sandboxes: Sandboxes) -> None:
     text = re.sub(r"^\s*rate_limit:.*\n", "", text, flags=re.M)
     (into / "reconciler.yaml").write_text(text, encoding="utf-8")
     (into / ".gitignore").write_text(".reconciler/\n")
+
+
+def seed_remote(tmp: Path, sandboxes: Sandboxes) -> Path:
+    """A bare remote (GitHub's part) whose main holds the example stock repository."""
+    remote = tmp / "remote.git"
+    git(tmp, "init", "--quiet", "--bare", "--initial-branch=main", str(remote))
+    seed = tmp / "seed"
+    write_example(seed, sandboxes)
+    git(seed, "init", "--quiet", "--initial-branch=main")
+    git(seed, "add", ".")
+    git(seed, "commit", "--quiet", "-m", "stock repository")
+    git(seed, "push", "--quiet", str(remote), "main")
+    return remote
 
 
 def reconciler(cwd: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

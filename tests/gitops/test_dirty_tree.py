@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from gitops_kit import ROOT, Sandboxes, cli, git, reconciler, write_example
+from gitops_kit import Sandboxes, cli, example_root, git, reconciler, write_example
 
 pytestmark = pytest.mark.timeout(120)
 SENTENCE = "made from a working tree with uncommitted changes to the desired files"
 
 
 def test_dirty_plan_is_marked_and_needs_allow_dirty(tmp_path: Path) -> None:
-    with Sandboxes(ROOT) as sandboxes:
+    with Sandboxes(example_root(tmp_path / "example")) as sandboxes:
         repo = tmp_path / "stock-repo"
         write_example(repo, sandboxes)
         git(repo, "init", "--quiet", "--initial-branch=main")

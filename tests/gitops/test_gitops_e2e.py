@@ -17,13 +17,14 @@ from gitops_kit import (
     Sandboxes,
     cli,
     clone,
+    example_root,
     git,
     plan_json,
     reconciler,
     run_state,
     sandbox_item,
     sandbox_quantities,
-    write_example,
+    seed_remote,
 )
 from reconciler.config import load_project
 from reconciler.render.drift import DRIFT_MARKER
@@ -37,14 +38,7 @@ class Loop:
 
     def __init__(self, tmp: Path, sandboxes: Sandboxes) -> None:
         self.tmp, self.sandboxes, self.env = tmp, sandboxes, sandboxes.env
-        self.remote = tmp / "remote.git"
-        git(tmp, "init", "--quiet", "--bare", "--initial-branch=main", str(self.remote))
-        seed = tmp / "seed"
-        write_example(seed, sandboxes)
-        git(seed, "init", "--quiet", "--initial-branch=main")
-        git(seed, "add", ".")
-        git(seed, "commit", "--quiet", "-m", "stock repository")
-        git(seed, "push", "--quiet", str(self.remote), "main")
+        self.remote = seed_remote(tmp, sandboxes)
         init = clone(self.remote, tmp / "ci-init")
         done, out = run_state("init", init, tmp)
         assert done.returncode == 0, done.stderr
@@ -100,7 +94,7 @@ class Loop:
 
 @pytest.fixture
 def loop(tmp_path: Path) -> Iterator[Loop]:
-    with Sandboxes(Path(__file__).resolve().parents[2]) as sandboxes:
+    with Sandboxes(example_root(tmp_path / "example")) as sandboxes:
         yield Loop(tmp_path, sandboxes)
 
 

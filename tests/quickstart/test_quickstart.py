@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -28,10 +27,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from example_repo import example_root
 from reconciler.config import load_project
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ("reconciler.yaml", "stock", "plans")
 # The example paces X-Series at 1 request/s (its real 5-minute budget) and Zettle at 4/s; the
 # copy lifts both so the run takes seconds, not a minute. Pacing is tested in tests/connectors.
 FAST_RATE = "rate_limit: 100.0"
@@ -60,13 +59,7 @@ def free_ports(count: int) -> list[int]:
 
 
 def copy_example(dest: Path) -> Path:
-    dest.mkdir(parents=True)
-    for name in EXAMPLE:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("*.json", "*.md"))
-        elif source.exists():
-            shutil.copy2(source, dest / name)
+    example_root(dest)  # the committed example, never the checkout's stock/ as edited
     (dest / "plans").mkdir(exist_ok=True)
     config = (dest / "reconciler.yaml").read_text(encoding="utf-8")
     urls = re.findall(r"url: (http://127\.0\.0\.1:\d+)", config)
@@ -167,3 +160,15 @@ def test_readme_first_command_plans_applies_and_then_shows_no_changes(repo: Path
     assert [(op["kind"], op["target"], op["item"], op["legs"][0]["change"]) for op in ops] == [
         ("adjust", "xs-main", "TSHIRT-RED-S", 3)]
 
+
+
+def test_the_example_commits_no_plan_and_ignores_the_ones_the_quickstart_writes() -> None:
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=30)
+
+    tracked = git("ls-files", "plans")
+    if tracked.returncode != 0:
+        pytest.skip("not a git checkout")
+    assert tracked.stdout.split() == ["plans/.gitkeep"]  # no stale plan that `apply` would refuse
+    for name in ("plans/example.json", "plans/pr-7.json"):
+        assert git("check-ignore", "--no-index", "-q", name).returncode == 0, name

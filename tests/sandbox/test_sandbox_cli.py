@@ -239,8 +239,8 @@ def test_up_reports_a_port_in_use(project: tuple[Path, dict[str, int]]) -> None:
         blocker.listen()
         result = reconciler("-C", str(root), "sandbox", "up")
     assert result.returncode == 1
-    assert "runfree sandbox" in result.stderr and "did not become healthy" in result.stderr
-    assert not (root / ".reconciler" / "sandboxes" / "rf.pid").exists()
+    assert f"port {ports['rf']} of target rf (runfree) is held by pid {os.getpid()}" in result.stderr
+    assert not list((root / ".reconciler" / "sandboxes").glob("*.pid"))  # nothing was started
 
 
 def test_down_never_kills_a_process_that_is_not_a_sandbox(tmp_path: Path) -> None:
