@@ -12,7 +12,6 @@ from __future__ import annotations
 import hmac
 import json
 import os
-import re
 import sqlite3
 import time
 import uuid
@@ -42,14 +41,16 @@ from reconciler.sandbox._xseries_common import (
     page_parts,
     upgrade_inventory,
 )
+from reconciler.sandbox._xseries_adjustments import ADJUSTMENTS_SCHEMA, AdjustmentAPI
+from reconciler.sandbox._xseries_consignments import SWITCHES as CONSIGNMENT_SWITCHES
 from reconciler.sandbox._xseries_consignments import ConsignmentAPI
+from reconciler.sandbox._xseries_dated import DatedAPI
 
 Handler = Callable[[Request], Awaitable[Response]]
 
 DEFAULT_RATE_BUDGET = 350  # 300 x 1 register + 50, per 300 s window
 RATE_BUDGET_ENV = "RECONCILER_XSERIES_RATE_BUDGET"
 _KEEP = object()  # an omitted reorder key: keep the stored value
-_DATE_VERSION = re.compile(r"^\d{4}-\d{2}$")
 _ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 MMAP_BYTES = 1 << 30
 
@@ -59,7 +60,7 @@ class XSeriesSimulator(Simulator):
 
     kind = "xseries"
     default_token = "xseries-sandbox-token"
-    schema = SCHEMA
+    schema = SCHEMA + ADJUSTMENTS_SCHEMA
 
     def __init__(
         self,
@@ -71,6 +72,9 @@ class XSeriesSimulator(Simulator):
         rate_budget: int | str | None = None,
         rate_window_s: float | str = 300.0,
         clock: Callable[[], float] | None = None,
+        oldest_version: str = "2026-01",
+        open_line_received: str = "drop",
+        partial_status_put: str = "reject",
     ) -> None:
         # Set before the base class loads fixtures, which needs the clock.
         if clock is not None and not callable(clock):
@@ -81,11 +85,18 @@ class XSeriesSimulator(Simulator):
         # `sandbox serve -o rate_budget=N` passes strings.
         budget = _option_number(rate_budget, "rate_budget", int)
         self.budget = RateBudget(int(budget), _option_number(rate_window_s, "rate_window_s", float), self.clock)
-        self.consignments = ConsignmentAPI(self)
+        self.consignments = ConsignmentAPI(self, _switch("open_line_received", open_line_received),
+                                           _switch("partial_status_put", partial_status_put))
+        self.adjustments = AdjustmentAPI(self)
+        try:
+            self.dated = DatedAPI(self, oldest_version)
+        except ValueError as exc:
+            raise ConfigError([Problem(f"the xseries sandbox option {exc}", "options")]) from exc
         super().__init__(state=state, token=token, fixtures=None, seed=seed)
         # A state file written by older code gets the stored inventory texts before anything else.
         with self.db.transaction() as conn:
             upgrade_inventory(conn)
+            _add_family_column(conn)
         # Pages are read through the OS's file cache instead of being copied into SQLite's own
         # (2 MB) cache: a full read of a million records touches ~600 MB (docs/performance.md).
         self.db.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
@@ -122,11 +133,12 @@ class XSeriesSimulator(Simulator):
             ("/api/2.0/outlets/{outlet_id}", self._get_outlet, ["GET"]),
             ("/api/2.0/products", self._list_products, ["GET"]),
             ("/api/2.0/products/{product_id}", self._get_product, ["GET"]),
-            ("/api/2.0/products/{product_id}/inventory", self._product_inventory, ["GET"]),
-            ("/api/{api_version}/inventory/{product_id}", self._dated_product_inventory, ["GET"]),
+            ("/api/2.0/products/{product_id}/inventory", self.product_inventory, ["GET"]),
             ("/api/2.0/inventory", self._list_inventory, ["GET"]),
             ("/api/2.1/products/{product_id}", self._put_product, ["PUT"]),
             *self.consignments.route_table(),
+            *self.adjustments.route_table(),
+            *self.dated.route_table(),
         ]
         routes: list[BaseRoute] = [Route("/_sandbox/rate", self._rate_control, methods=["GET", "PUT", "POST"])]
         for path, handler, methods in table:
@@ -190,10 +202,12 @@ class XSeriesSimulator(Simulator):
                 product_id = _fixture_id(item.get("id"), f"items[{i}].id")
                 conn.execute(
                     "INSERT OR IGNORE INTO xs_products (id, sku, name, track_inventory, created_at, updated_at,"
-                    " version) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    " version, variant_parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (product_id, item.get("sku"), str(item.get("name") or product_id),
-                     int(bool(item.get("track_inventory", True))), stamp, stamp, self.version_step(conn)),
+                     int(bool(item.get("track_inventory", True))), stamp, stamp, self.version_step(conn),
+                     item.get("variant_parent_id")),
                 )
+            self.adjustments.load_custom_reasons(conn, list(fixtures.get("custom_reasons") or []))
             for i, entry in enumerate(fixtures.get("stock") or []):
                 self._load_stock_fixture(conn, i, entry)
 
@@ -297,18 +311,18 @@ class XSeriesSimulator(Simulator):
         sku = request.query_params.get("sku")
         if sku is not None:  # the spec: every other parameter is ignored when sku is given
             rows = self.db.query("SELECT * FROM xs_products WHERE sku = ? AND deleted_at IS NULL", (sku,))
-            return JSONResponse(collection([_product_body(r) for r in rows]))
+            return JSONResponse(collection([product_body(r) for r in rows]))
         cursor = Cursor.from_request(request)
         where, params = cursor.where()
         rows = self.db.query(
             f"SELECT * FROM xs_products WHERE {where} AND deleted_at IS NULL ORDER BY version LIMIT ?",
             [*params, cursor.page_size],
         )
-        return JSONResponse(collection([_product_body(r) for r in rows]))
+        return JSONResponse(collection([product_body(r) for r in rows]))
 
     async def _get_product(self, request: Request) -> Response:
         row = self._require_product(request.path_params["product_id"])
-        return JSONResponse({"data": _product_body(row)})
+        return JSONResponse({"data": product_body(row)})
 
     def _require_product(self, product_id: str) -> sqlite3.Row:
         row = self.product_row(product_id)
@@ -318,7 +332,7 @@ class XSeriesSimulator(Simulator):
 
     # --- inventory read ----------------------------------------------------------------------
 
-    def _inventory_page(self, request: Request, product_id: str | None) -> Response:
+    def inventory_page(self, request: Request, product_id: str | None) -> Response:
         cursor = Cursor.from_request(request)
         where, params = cursor.where()
         if product_id is not None:
@@ -337,17 +351,12 @@ class XSeriesSimulator(Simulator):
         return JSONResponse(collection([inventory_body(r) for r in rows]))
 
     async def _list_inventory(self, request: Request) -> Response:
-        return self._inventory_page(request, None)
+        return self.inventory_page(request, None)
 
-    async def _product_inventory(self, request: Request) -> Response:
+    async def product_inventory(self, request: Request) -> Response:
         product_id = request.path_params["product_id"]
         self._require_product(product_id)
-        return self._inventory_page(request, product_id)
-
-    async def _dated_product_inventory(self, request: Request) -> Response:
-        if not _DATE_VERSION.match(request.path_params["api_version"]):
-            return await self._not_found(request)
-        return await self._product_inventory(request)
+        return self.inventory_page(request, product_id)
 
     # --- direct update (seed 000) ---------------------------------------------------------------
 
@@ -370,7 +379,7 @@ class XSeriesSimulator(Simulator):
         inventory = self.db.query(
             "SELECT * FROM xs_inventory WHERE product_id = ? AND deleted_at IS NULL ORDER BY outlet_id", (product_id,)
         )
-        return JSONResponse({"data": {**_product_body(row), "inventory": [inventory_body(r) for r in inventory]}})
+        return JSONResponse({"data": {**product_body(row), "inventory": [inventory_body(r) for r in inventory]}})
 
     def _parse_inventory(self, details: Any) -> list[dict[str, Any]]:
         """Validate every inventory element before anything is written."""
@@ -432,17 +441,48 @@ class XSeriesSimulator(Simulator):
         conn.execute(f"UPDATE xs_inventory SET {', '.join(sets)} {where}", [*params, *key])
 
     def _set_tracking(self, conn: sqlite3.Connection, product_id: str, track: bool) -> None:
-        """Stopping tracking retires the product's inventory records (visible as deleted_at)."""
+        """``common`` updates the whole product family ("for variants, this will update the
+        fields to all variants in the family", 2026-07 spec ProductUpdate21Request): tracking
+        changes for every variant at every outlet. Stopping retires the inventory records
+        (visible as deleted_at)."""
         stamp = self.now()
-        conn.execute(
-            "UPDATE xs_products SET track_inventory = ?, updated_at = ?, version = ? WHERE id = ?",
-            (int(track), stamp, self.version_step(conn), product_id),
-        )
-        for (record_id,) in conn.execute("SELECT id FROM xs_inventory WHERE product_id = ?", (product_id,)).fetchall():
+        family = self.family_of(conn, product_id)
+        marks = ",".join("?" * len(family))
+        for member in family:
+            conn.execute(
+                "UPDATE xs_products SET track_inventory = ?, updated_at = ?, version = ? WHERE id = ?",
+                (int(track), stamp, self.version_step(conn), member),
+            )
+        records = conn.execute(f"SELECT id FROM xs_inventory WHERE product_id IN ({marks})", family).fetchall()
+        for (record_id,) in records:
             conn.execute(
                 "UPDATE xs_inventory SET deleted_at = ?, version = ? WHERE id = ?",
                 (None if track else stamp, self.version_step(conn), record_id),
             )
+
+
+    @staticmethod
+    def family_of(conn: sqlite3.Connection, product_id: str) -> list[str]:
+        """Every product of ``product_id``'s family: its parent and all the parent's variants."""
+        row = conn.execute("SELECT variant_parent_id FROM xs_products WHERE id = ?", (product_id,)).fetchone()
+        root = (row[0] if row else None) or product_id
+        members = conn.execute("SELECT id FROM xs_products WHERE id = ? OR variant_parent_id = ?", (root, root))
+        return sorted({product_id, *(m[0] for m in members)})
+
+
+def _switch(name: str, value: str) -> str:
+    allowed = CONSIGNMENT_SWITCHES[name]
+    if value not in allowed:
+        raise ConfigError([Problem(f"the xseries sandbox option {name} must be one of {', '.join(allowed)}, got {value!r}",
+                                   "options")])
+    return value
+
+
+def _add_family_column(conn: sqlite3.Connection) -> None:
+    """State files from before families were modelled get the column (NULL: not a variant)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(xs_products)")}
+    if "variant_parent_id" not in columns:
+        conn.execute("ALTER TABLE xs_products ADD COLUMN variant_parent_id TEXT")
 
 
 class PartsResponse(Response):
@@ -547,8 +587,9 @@ def _outlet_body(row: sqlite3.Row) -> dict[str, Any]:
     return {"id": row["id"], "name": row["name"], "version": row["version"], "deleted_at": row["deleted_at"]}
 
 
-def _product_body(row: sqlite3.Row) -> dict[str, Any]:
+def product_body(row: sqlite3.Row) -> dict[str, Any]:
     tracked = bool(row["track_inventory"])
+    parent = row["variant_parent_id"] if "variant_parent_id" in row.keys() else None
     return {
         "id": row["id"],
         "name": row["name"],
@@ -559,6 +600,7 @@ def _product_body(row: sqlite3.Row) -> dict[str, Any]:
         "has_inventory": tracked,
         "track_inventory": tracked,
         "is_composite": False,
+        "variant_parent_id": parent,
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
         "deleted_at": row["deleted_at"],
