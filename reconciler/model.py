@@ -223,6 +223,8 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     unreadable_targets: list[str] = field(default_factory=list)
     scope: dict[str, list[str]] = field(default_factory=dict)  # {"targets": [...], "locations": [...]}
+    # what the connectors say about applying it: requests and time per target, reasons recorded
+    notes: list[str] = field(default_factory=list)
 
     @property
     def changes(self) -> list[Operation]:

@@ -23,7 +23,7 @@ import httpx
 from reconciler.config import Project, load_project
 from reconciler.connectors.base import Connector, connector_class
 from reconciler.errors import PlanError, StalePlanError
-from reconciler.model import ActualState, BaseState, Capabilities, Plan, Record, TargetActual
+from reconciler.model import EXECUTABLE_KINDS, ActualState, BaseState, Capabilities, OpKind, Plan, Record, TargetActual
 from reconciler.planner import make_plan
 
 Transports = Mapping[str, httpx.BaseTransport]
@@ -170,14 +170,36 @@ def plan_project(
         connectors = open_connectors(project, targets, env=env, transports=transports, stack=stack)
         capabilities: dict[str, Capabilities] = {n: type(c).capabilities for n, c in connectors.items()}
         base, actual = base_and_actual(project, connectors, progress=progress)
-    policy = project.policy(
-        capabilities,
-        only_targets=frozenset(targets) if only_targets else None,
-        only_locations=frozenset(only_locations) if only_locations else None,
-        **dict(guard_overrides or {}),
-    )
-    git = git_info(project.root)
-    return make_plan(project.desired, base, actual, policy, git_commit=git.commit, git_dirty=git.dirty)
+        policy = project.policy(
+            capabilities,
+            only_targets=frozenset(targets) if only_targets else None,
+            only_locations=frozenset(only_locations) if only_locations else None,
+            **dict(guard_overrides or {}),
+        )
+        git = git_info(project.root)
+        plan = make_plan(project.desired, base, actual, policy, git_commit=git.commit, git_dirty=git.dirty)
+        _ask_connectors(plan, project.desired, base, connectors)
+    return plan
+
+
+def _ask_connectors(plan: Plan, desired: Any, base: BaseState, connectors: Mapping[str, Connector]) -> None:
+    """Plan-time checks only the vendor can make (reads only) and each target's cost estimate,
+    which the plan shows as notes."""
+    problems = []
+    for name, conn in connectors.items():
+        ops = [op for op in plan.operations if op.target == name and op.kind in EXECUTABLE_KINDS]
+        if not ops:
+            continue
+        if any(op.kind is OpKind.DELETE for op in ops):  # kept positions matter to deletes only
+            gone = {key for op in plan.operations if op.target == name
+                    and op.kind in (OpKind.DELETE, OpKind.RELEASE) for key in op.keys}
+            kept = {(loc, item) for (t, loc, item) in (*desired.positions, *base.positions)
+                    if t == name and (t, loc, item) not in gone}
+            problems += conn.plan_problems(ops, kept)
+        estimate = conn.estimate(ops)
+        plan.notes.extend([estimate.describe(name), *estimate.notes])
+    if problems:
+        raise PlanError("; ".join(p.message for p in problems), hint=problems[0].hint)
 
 
 def apply_saved_plan(
