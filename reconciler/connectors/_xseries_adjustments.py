@@ -116,6 +116,7 @@ class AdjustmentWriter:
         self.http = http
         self.path = f"/api/{version}/stock_adjustments"
         self._high: int | None = None  # the listing's cursor, as far as it was read
+        self._known = False  # _high was just set from an answer: no read needed before the next call
         self._user: str | None = None
         self.sent: dict[str, tuple[Planned, int]] = {}  # op id -> (what was sent, cursor before)
         self._listed: dict[int, list[dict[str, Any]]] = {}
@@ -134,6 +135,11 @@ class AdjustmentWriter:
             return [OpResult(p.op.id, Outcome.FAILED, text, error=text or exc.message) for p in planned]
         problem = _answer_problem(response, planned)
         if problem is None:
+            # The listing's versions are the store's global counter: the highest one of this
+            # answer bounds every later adjustment from below, so the next call needs no read.
+            versions = [v for a in response.json()["data"] if isinstance(v := a.get("version"), int)]
+            if versions:
+                self._high, self._known = max(cursor, *versions), True
             return [OpResult(p.op.id, Outcome.APPLIED, response.text) for p in planned]
         # A 2xx that is not the documented answer: look at what the vendor holds instead.
         return [self._settle(p, cursor, response.text, problem) for p in planned]
@@ -141,8 +147,8 @@ class AdjustmentWriter:
     def _settle(self, p: Planned, cursor: int, text: str, problem: str) -> OpResult:
         verdict = self.verify_sent(p, cursor)
         note = f"the answer {problem} (body verbatim in the response)"
-        if verdict is Verification.APPLIED:
-            return OpResult(p.op.id, Outcome.APPLIED, text)
+        if verdict is Verification.APPLIED:  # landed, but the vendor's answer said otherwise: a person decides
+            return OpResult(p.op.id, Outcome.IN_DOUBT, text, error=f"{note}; the listing shows a matching adjustment")
         if verdict is Verification.NOT_APPLIED:
             return OpResult(p.op.id, Outcome.FAILED, text, error=f"{note}; the listing shows it was not applied")
         return OpResult(p.op.id, Outcome.IN_DOUBT, text, error=f"{note}; the listing cannot tell whether it was applied")
@@ -150,7 +156,11 @@ class AdjustmentWriter:
     # --- the version cursor and the listing ------------------------------------------------------
 
     def cursor(self) -> int:
-        """The listing's highest version now: every adjustment made later has a higher one."""
+        """The listing's highest version now (or a lower bound of it from this connector's last
+        answer): every adjustment made later has a higher one."""
+        if self._known:
+            self._known = False
+            return self._high or 0
         for page in self._pages(self._high or 0):
             self._high = max([self._high or 0, *(int(a.get("version") or 0) for a in page)])
         return self._high or 0

@@ -77,7 +77,8 @@ def estimate(conn: XSeriesConnector, ops: Sequence[Operation]) -> Estimate:
     for batch in conn.batches([op for op in ops if op.kind is not OpKind.RELEASE and op.kind is not OpKind.DRIFT]):
         first = batch[0]
         if conn.native(first):
-            requests, native = requests + 2, True  # the cursor read, then the call
+            # the cursor is read once; later calls take it from the previous call's answer
+            requests, native = requests + (1 if native else 2), True
         elif first.kind is OpKind.ADJUST:
             requests += CONSIGNMENT_REQUESTS["+" if first.legs[0].change > 0 else "-"]
         elif first.kind is OpKind.MOVE:

@@ -410,7 +410,11 @@ def _page_size(ctx: TargetContext) -> int:
 
 
 def _quantity(rec: Mapping[str, Any]) -> int:
+    """The level as the vendor holds it; negative levels (stock owed to fulfilments before
+    2026-04) are read as they are. 2026-04 names it ``current_inventory_level``."""
     value = rec.get("current_amount")
+    if value is None:
+        value = rec.get("current_inventory_level")
     if value is None:
         value = rec.get("inventory_level")
     return int(round(float(value or 0)))
