@@ -71,7 +71,10 @@ class DatedAPI:
         if version < POST_INVENTORY_FROM:
             raise XsError(405, f"Method Not Allowed: before API {POST_INVENTORY_FROM} /inventory is a GET")
         raw = await request.body()
-        body = json.loads(raw) if raw.strip() else {}
+        try:
+            body = json.loads(raw) if raw.strip() else {}
+        except ValueError as exc:
+            raise XsError(400, f"Request body is not valid JSON: {exc}") from exc
         if not isinstance(body, dict):
             raise XsError(422, "The body must be a JSON object")
         unknown = set(body) - _BODY_KEYS

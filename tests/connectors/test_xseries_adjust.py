@@ -305,6 +305,13 @@ def test_e2e_commit_then_gateway_error_never_doubles_a_unit(tmp_path: Path, sand
     assert sorted((op.kind, op.item, op.legs[0].change) for op in edit.changes) == [
         (OpKind.ADJUST, "CAP", -2), (OpKind.ADJUST, "TEE", 3)]
     assert any("the apply needs about" in note for note in edit.notes)
+    from reconciler.render import render
+
+    for fmt in ("text", "markdown"):  # the plan shows the cost and the reasons recorded
+        shown = render(edit, fmt, color=False)
+        assert "xs: the apply needs about" in shown
+        if via == "stock_adjustments":
+            assert "reason + STOCK_FOUND; - DAMAGE" in shown
     # every write of the apply is committed, then answered with the gateway error
     httpx.put(sandbox.url + "/_sandbox/faults", json={"error_next_writes": 100, "error_after_write_status": status})
     report = apply_saved_plan(repo, edit, env=E2E_ENV)
