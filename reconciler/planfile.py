@@ -71,6 +71,7 @@ class _PlanModel(_Strict):
     unreadable_targets: list[str]
     scope: dict[str, list[str]]
     notes: list[str] = []
+    marks: dict[str, str] = {}
 
 
 # --- writing -------------------------------------------------------------------------------
@@ -117,6 +118,7 @@ def _head_document(plan: Plan) -> dict[str, Any]:
         "scope": {k: list(v) for k, v in plan.scope.items()},
         # only when there are some: plan files written before notes existed keep their digest
         **({"notes": list(plan.notes)} if plan.notes else {}),
+        **({"marks": dict(plan.marks)} if plan.marks else {}),
     }
 
 
@@ -467,6 +469,7 @@ def loads_plan(text: str, source: str = "<plan>") -> Plan:
         unreadable_targets=list(m.unreadable_targets),
         scope={k: list(v) for k, v in m.scope.items()},
         notes=list(m.notes),
+        marks=dict(m.marks),
     )
 
 

@@ -187,6 +187,9 @@ def _ask_connectors(plan: Plan, desired: Any, base: BaseState, connectors: Mappi
     which the plan shows as notes."""
     problems = []
     for name, conn in connectors.items():
+        mark = conn.mark()
+        if mark is not None:
+            plan.marks[name] = mark
         ops = [op for op in plan.operations if op.target == name and op.kind in EXECUTABLE_KINDS]
         if not ops:
             continue
@@ -224,6 +227,8 @@ def apply_saved_plan(
     targets = sorted({op.target for op in plan.operations} & set(targets_in_scope(project, only_targets)))
     with ExitStack() as stack:
         connectors = open_connectors(project, targets, env=env, transports=transports, stack=stack)
+        for name, conn in connectors.items():
+            conn.resume_from(plan.marks.get(name))
         store = open_store(project, env=env)
         stack.callback(store.close)
         return apply_plan(

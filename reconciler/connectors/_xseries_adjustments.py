@@ -120,6 +120,9 @@ class AdjustmentWriter:
         self._user: str | None = None
         self.sent: dict[str, tuple[Planned, int]] = {}  # op id -> (what was sent, cursor before)
         self._listed: dict[int, list[dict[str, Any]]] = {}
+        # The version the plan's read saw (Connector.mark): a cursor read before any send of
+        # this plan's apply, so it survives a crash of the process that sent.
+        self.floor: int | None = None
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -198,7 +201,9 @@ class AdjustmentWriter:
         known = self.sent.get(op.id)
         if known is not None:
             return self.verify_sent(known[0], known[1])
-        # After a crash the cursor read before sending is gone: the whole listing is searched.
+        if self.floor is not None:  # after a crash: the plan's cursor, read before any send
+            return self.verify_sent(planned, self.floor)
+        # Without the plan's cursor (an old plan file): the whole listing is searched.
         # No match proves it was not applied; a match may be an older, equal adjustment.
         try:
             matches = self._matches(planned, 0)

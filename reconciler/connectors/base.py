@@ -161,6 +161,15 @@ class Connector(ABC):
         (location, item) positions of this target still managed after the plan. Default: none."""
         return []
 
+    def mark(self) -> str | None:
+        """After read_stock: a mark of the vendor's state at plan time that the plan keeps and
+        hands back before the apply (``resume_from``), e.g. a version cursor from which an
+        in-flight write can be looked up after a crash. Default: none."""
+        return None
+
+    def resume_from(self, mark: str | None) -> None:
+        """Before executing a saved plan: the ``mark`` this target's connector gave at plan time."""
+
     def close(self) -> None:
         """Release HTTP connections."""
 

@@ -89,6 +89,7 @@ class XSeriesConnector(Connector):
         self.http = VendorHTTP(ctx, transport, auth=bearer(ctx), retry=retry or RETRY)
         self.consignments = ConsignmentWriter(self.http, self.page_size)
         self.adjustments = AdjustmentWriter(self.http, self.options.version)
+        self.seen_version = 0  # the highest version the reads saw: below every later write's
 
     def close(self) -> None:
         self.http.close()
@@ -135,6 +136,7 @@ class XSeriesConnector(Connector):
             yield data
             # Versions are global and not consecutive: the cursor is the page's max, never +1.
             after = int((body.get("version") or {}).get("max") or max(int(r["version"]) for r in data))
+            self.seen_version = max(self.seen_version, after)
 
     def _posted_pages(
         self, cancel: threading.Event | None, product_id: str | None
@@ -156,6 +158,7 @@ class XSeriesConnector(Connector):
                 return
             yield data
             after = max(int(r["version"]) for r in data)
+            self.seen_version = max(self.seen_version, after)
 
     def inventory_records(self, path: str) -> Iterator[dict[str, Any]]:
         """Every record of a 2.0 inventory collection, page after page on this thread."""
@@ -379,6 +382,16 @@ class XSeriesConnector(Connector):
 
 
     # --- planning ----------------------------------------------------------------------------------
+
+    def mark(self) -> str | None:
+        """The store's version counter as the plan's read saw it: versions are global and only
+        grow (x-series-api.lightspeedhq.com/docs/pagination), so every adjustment this plan's
+        apply makes lists after it, whatever happens to the process that sends it."""
+        return str(self.seen_version) if self.seen_version else None
+
+    def resume_from(self, mark: str | None) -> None:
+        if mark and mark.isdigit():
+            self.adjustments.floor = int(mark)
 
     def estimate(self, ops: Sequence[Operation]) -> Estimate:
         return planning.estimate(self, ops)

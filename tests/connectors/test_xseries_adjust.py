@@ -192,6 +192,22 @@ def test_after_a_crash_without_the_cursor_no_match_means_not_applied(sim: XSerie
     assert connector(sim).verify(adjust) is Verification.UNKNOWN  # a fresh process cannot tell it from an old one
 
 
+def test_after_a_crash_the_plans_cursor_tells_this_apply_from_an_older_equal_adjustment(sim: XSeriesSimulator) -> None:
+    adjust = op(OpKind.ADJUST, "TEE", leg("oslo", 3))
+    run(connector(sim), adjust)  # an earlier apply made the same adjustment
+    planner = connector(sim)
+    planner.read_stock()
+    mark = planner.mark()
+    assert mark is not None and int(mark) > 0
+    fresh = connector(sim)  # the process that will send
+    fresh.resume_from(mark)
+    assert fresh.verify(adjust) is Verification.NOT_APPLIED
+    run(fresh, adjust)
+    after_crash = connector(sim)  # the process that sent was killed; a new one resumes
+    after_crash.resume_from(mark)
+    assert after_crash.verify(adjust) is Verification.APPLIED
+
+
 def answering(sim: XSeriesSimulator, path_part: str, body: bytes, status: int = 200) -> httpx.MockTransport:
     """The simulator, but writes to ``path_part`` are committed and then answered with ``body``."""
     inner = httpx.Client(transport=sim.wsgi_transport(), base_url="http://127.0.0.1")
