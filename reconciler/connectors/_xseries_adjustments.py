@@ -168,6 +168,13 @@ class AdjustmentWriter:
             self._high = max([self._high or 0, *(int(a.get("version") or 0) for a in page)])
         return self._high or 0
 
+    def cursor_from(self, floor: int) -> int:
+        """The listing's highest version, reading only what lists after ``floor``."""
+        high = floor
+        for page in self._pages(floor):
+            high = max(high, *(int(a.get("version") or 0) for a in page))
+        return high
+
     def _pages(self, after: int) -> Iterator[list[dict[str, Any]]]:
         while True:
             response = self.http.request("GET", self.path, params={"after": after, "page_size": PAGE}, idempotent=True)

@@ -39,7 +39,7 @@ from reconciler.connectors import _xseries_plan as planning
 from reconciler.connectors._xseries_adjustments import MAX_PER_CALL, RECEIPT, RETURN, AdjustmentWriter, Planned
 from reconciler.connectors._xseries_consignments import ConsignmentWriter
 from reconciler.connectors.base import Connector, Estimate, OpResult, Outcome, TargetContext, Verification
-from reconciler.errors import ConfigError, NotSupported, Problem, VendorRejected
+from reconciler.errors import ConfigError, NotSupported, Problem, VendorError, VendorRejected
 from reconciler.model import NO_SETTINGS, Capabilities, OpKind, Operation, Record, Settings, gc_paused, new_record
 
 DEFAULT_PAGE_SIZE = 1000
@@ -384,10 +384,19 @@ class XSeriesConnector(Connector):
     # --- planning ----------------------------------------------------------------------------------
 
     def mark(self) -> str | None:
-        """The store's version counter as the plan's read saw it: versions are global and only
-        grow (x-series-api.lightspeedhq.com/docs/pagination), so every adjustment this plan's
-        apply makes lists after it, whatever happens to the process that sends it."""
-        return str(self.seen_version) if self.seen_version else None
+        """The adjustment listing's cursor at plan time: versions are global and only grow
+        (x-series-api.lightspeedhq.com/docs/pagination), so every adjustment this plan's apply
+        makes lists after it, and every earlier one at or before it, whatever happens to the
+        process that sends. The read's highest version bounds it from below, so only the few
+        adjustments listed after that are read (an adjustment may be numbered after the stock
+        record it moved). None when the listing cannot be read (verification then searches it
+        all, or says in doubt)."""
+        if self.options.adjust_via != "stock_adjustments" or not self.seen_version:
+            return None
+        try:
+            return str(self.adjustments.cursor_from(self.seen_version))
+        except VendorError:
+            return None
 
     def resume_from(self, mark: str | None) -> None:
         if mark and mark.isdigit():
