@@ -51,6 +51,7 @@ REORDER_KEYS = ("reorder_point", "reorder_amount")
 # the end of that window, so a wait of up to a full window must be honoured, not capped at 30 s.
 RETRY = RetryPolicy(max_attempts=6, max_wait=305.0)
 POST_INVENTORY_FROM = "2026-04"  # 2026-04 release notes: /inventory becomes a POST with a body
+INVENTORY = "/api/2026-01/inventory"  # the read's path at the default inventory_api_version
 # Pages fetched ahead of the one being mapped during a full read (see read_stock). Two keep the
 # vendor busy while a slow page is mapped; each page is up to 10,000 decoded records (~10 MB).
 PREFETCH_PAGES = 2
