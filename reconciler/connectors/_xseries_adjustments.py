@@ -53,6 +53,11 @@ class ReasonPolicy:
         sign = "increase" if change > 0 else "decrease"
         return self.locations.get(location, {}).get(sign) or self.default[sign]
 
+    def raw(self) -> dict[str, Any]:
+        """The policy as ``adjust_reasons`` would write it (kept in the plan file)."""
+        return {**{s: r.text() for s, r in self.default.items()},
+                "locations": {loc: {s: r.text() for s, r in signs.items()} for loc, signs in self.locations.items()}}
+
     def describe(self, target: str, locations: Sequence[str]) -> str:
         parts = [f"+ {self.default['increase'].text()}", f"- {self.default['decrease'].text()}"]
         for location in locations:

@@ -26,6 +26,7 @@ value into an empty string (seed 000), so a setting is either sent with its valu
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 from contextlib import closing
@@ -395,13 +396,25 @@ class XSeriesConnector(Connector):
         if self.options.adjust_via != "stock_adjustments" or not self.seen_version:
             return None
         try:
-            return str(self.adjustments.cursor_from(self.seen_version))
+            cursor = self.adjustments.cursor_from(self.seen_version)
         except VendorError:
-            return None
+            cursor = None
+        # The reasons go with it: the apply records the reasons the plan showed, even if
+        # reconciler.yaml changed in between.
+        return orjson.dumps({"adjustments_after": cursor, "reasons": self.options.reasons.raw()}).decode()
 
     def resume_from(self, mark: str | None) -> None:
-        if mark and mark.isdigit():
-            self.adjustments.floor = int(mark)
+        try:
+            saved = orjson.loads(mark) if mark else None
+        except orjson.JSONDecodeError:
+            saved = None
+        if not isinstance(saved, dict):
+            return
+        if isinstance(saved.get("adjustments_after"), int):
+            self.adjustments.floor = saved["adjustments_after"]
+        if isinstance(saved.get("reasons"), dict):
+            reasons = planning.reason_policy(self.ctx.name, saved["reasons"])
+            self.options = dataclasses.replace(self.options, reasons=reasons)
 
     def estimate(self, ops: Sequence[Operation]) -> Estimate:
         return planning.estimate(self, ops)
