@@ -149,6 +149,44 @@ def test_a_committed_call_answered_502_or_504_is_verified_by_the_listing_and_not
         conn.close()
 
 
+@pytest.mark.parametrize("kind", ["receipt", "move"])
+@pytest.mark.parametrize("step", ["create", "SENT", "received", "RECEIVED"])
+def test_a_consignment_step_committed_then_answered_502_is_verified_by_reference_never_doubled(
+        sim: XSeriesSimulator, kind: str, step: str) -> None:
+    with ServerThread(sim) as server:
+        conn = via_consignments(XSeriesConnector(context(server.url), retry=FAST))
+        if kind == "receipt":
+            operation, expected = op(OpKind.ADJUST, "TEE", leg("oslo", 3), op_id="op-r"), (13, 4)
+        else:
+            operation, expected = op(OpKind.MOVE, "TEE", leg("oslo", -3), leg("bergen", 3), op_id="op-m"), (7, 7)
+        original = conn.http.request
+
+        def fail_at(method: str, path: str, **kw: Any) -> httpx.Response:
+            body = kw.get("json") or {}
+            hit = (step == "create" and method == "POST" and path.endswith("/consignments")) or \
+                  (step == "received" and "received" in body) or body.get("status") == step
+            if hit:
+                sim.faults.update({"error_next_writes": 1})
+            return original(method, path, **kw)
+
+        conn.http.request = fail_at  # type: ignore[method-assign]
+        try:
+            conn.execute([operation])
+        except VendorUnavailable as exc:
+            assert exc.in_doubt
+            verdict = conn.verify(operation)
+            assert verdict is (Verification.APPLIED if step == "RECEIVED" else Verification.NOT_APPLIED)
+            if verdict is Verification.NOT_APPLIED:  # cancelled: nothing moved, so it is sent again
+                assert (qty(sim, "outlet-oslo", "prod-tee"), qty(sim, "outlet-bergen", "prod-tee")) == (10, 4)
+                conn.http.request = original  # type: ignore[method-assign]
+                [again] = conn.execute([operation])
+                assert again.outcome is Outcome.APPLIED
+        else:
+            assert step == "received"  # a line PUT sets the value: idempotent, so the 502 was retried
+        assert (qty(sim, "outlet-oslo", "prod-tee"), qty(sim, "outlet-bergen", "prod-tee")) == expected
+        conn.close()
+
+
 def test_a_second_equal_adjustment_after_the_cursor_makes_it_in_doubt(sim: XSeriesSimulator) -> None:
     conn = connector(sim)
     adjust = op(OpKind.ADJUST, "TEE", leg("oslo", 3))
