@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Collection, Sequence
+from typing import TYPE_CHECKING, Collection, Sequence
 
 from reconciler.connectors._xseries_adjustments import ReasonPolicy, reason_policy
 from reconciler.connectors.base import Estimate, TargetContext

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from reconciler.errors import ConfigError, Problem
 from reconciler.sandbox._xseries_common import Cursor, XsError, collection, decimal_string, json_body, unwrap
 
 if TYPE_CHECKING:
@@ -57,6 +58,15 @@ BULK_LIMIT = 500  # the docs advise at most 500 lines per call; enforced here (a
 #   so "accept" models that reading.
 SWITCHES = {"open_line_received": ("drop", "reject", "dispatch"), "partial_status_put": ("reject", "accept")}
 REQUIRED_PUT_FIELDS = ("name", "outlet_id", "type")
+
+
+def switch_value(name: str, value: str) -> str:
+    """A switch's value, or a ConfigError naming the switch and its values."""
+    allowed = SWITCHES[name]
+    if value not in allowed:
+        raise ConfigError([Problem(f"the xseries sandbox option {name} must be one of {', '.join(allowed)}, "
+                                   f"got {value!r}", "options")])
+    return value
 
 
 @dataclass

@@ -30,6 +30,7 @@ from reconciler.sandbox._xseries_common import (
     SCHEMA,
     Cursor,
     RateBudget,
+    add_family_column,
     XsError,
     collection,
     http_date,
@@ -42,8 +43,7 @@ from reconciler.sandbox._xseries_common import (
     upgrade_inventory,
 )
 from reconciler.sandbox._xseries_adjustments import ADJUSTMENTS_SCHEMA, AdjustmentAPI
-from reconciler.sandbox._xseries_consignments import SWITCHES as CONSIGNMENT_SWITCHES
-from reconciler.sandbox._xseries_consignments import ConsignmentAPI
+from reconciler.sandbox._xseries_consignments import ConsignmentAPI, switch_value
 from reconciler.sandbox._xseries_dated import DatedAPI
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -85,8 +85,8 @@ class XSeriesSimulator(Simulator):
         # `sandbox serve -o rate_budget=N` passes strings.
         budget = _option_number(rate_budget, "rate_budget", int)
         self.budget = RateBudget(int(budget), _option_number(rate_window_s, "rate_window_s", float), self.clock)
-        self.consignments = ConsignmentAPI(self, _switch("open_line_received", open_line_received),
-                                           _switch("partial_status_put", partial_status_put))
+        self.consignments = ConsignmentAPI(self, switch_value("open_line_received", open_line_received),
+                                           switch_value("partial_status_put", partial_status_put))
         self.adjustments = AdjustmentAPI(self)
         try:
             self.dated = DatedAPI(self, oldest_version)
@@ -96,7 +96,7 @@ class XSeriesSimulator(Simulator):
         # A state file written by older code gets the stored inventory texts before anything else.
         with self.db.transaction() as conn:
             upgrade_inventory(conn)
-            _add_family_column(conn)
+            add_family_column(conn)
         # Pages are read through the OS's file cache instead of being copied into SQLite's own
         # (2 MB) cache: a full read of a million records touches ~600 MB (docs/performance.md).
         self.db.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
@@ -468,21 +468,6 @@ class XSeriesSimulator(Simulator):
         root = (row[0] if row else None) or product_id
         members = conn.execute("SELECT id FROM xs_products WHERE id = ? OR variant_parent_id = ?", (root, root))
         return sorted({product_id, *(m[0] for m in members)})
-
-
-def _switch(name: str, value: str) -> str:
-    allowed = CONSIGNMENT_SWITCHES[name]
-    if value not in allowed:
-        raise ConfigError([Problem(f"the xseries sandbox option {name} must be one of {', '.join(allowed)}, got {value!r}",
-                                   "options")])
-    return value
-
-
-def _add_family_column(conn: sqlite3.Connection) -> None:
-    """State files from before families were modelled get the column (NULL: not a variant)."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(xs_products)")}
-    if "variant_parent_id" not in columns:
-        conn.execute("ALTER TABLE xs_products ADD COLUMN variant_parent_id TEXT")
 
 
 class PartsResponse(Response):
