@@ -193,12 +193,13 @@ def _ask_connectors(plan: Plan, desired: Any, base: BaseState, connectors: Mappi
         ops = [op for op in plan.operations if op.target == name and op.kind in EXECUTABLE_KINDS]
         if not ops:
             continue
+        kept: set[tuple[str, str]] = set()
         if any(op.kind is OpKind.DELETE for op in ops):  # kept positions matter to deletes only
             gone = {key for op in plan.operations if op.target == name
                     and op.kind in (OpKind.DELETE, OpKind.RELEASE) for key in op.keys}
             kept = {(loc, item) for (t, loc, item) in (*desired.positions, *base.positions)
                     if t == name and (t, loc, item) not in gone}
-            problems += conn.plan_problems(ops, kept)
+        problems += conn.plan_problems(ops, kept)
         estimate = conn.estimate(ops)
         plan.notes.extend([estimate.describe(name), *estimate.notes])
     if problems:

@@ -158,7 +158,8 @@ class Connector(ABC):
 
     def plan_problems(self, ops: Sequence[Operation], kept: Collection[tuple[str, str]]) -> list[Problem]:
         """Plan-time errors only the vendor can tell (it may read, never write). ``kept``: the
-        (location, item) positions of this target still managed after the plan. Default: none."""
+        (location, item) positions of this target still managed after the plan, computed only
+        when ``ops`` hold a delete (empty otherwise). Default: none."""
         return []
 
     def mark(self) -> str | None:

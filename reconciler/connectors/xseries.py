@@ -92,6 +92,7 @@ class XSeriesConnector(Connector):
         self.consignments = ConsignmentWriter(self.http, self.page_size)
         self.adjustments = AdjustmentWriter(self.http, self.options.version)
         self.seen_version = 0  # the highest version the reads saw: below every later write's
+        self.listing_refused: VendorRejected | None = None  # the plan-time cursor read was refused
 
     def close(self) -> None:
         self.http.close()
@@ -397,6 +398,8 @@ class XSeriesConnector(Connector):
             return None
         try:
             cursor = self.adjustments.cursor_from(self.seen_version)
+        except VendorRejected as exc:
+            cursor, self.listing_refused = None, exc
         except VendorError:
             cursor = None
         # The reasons go with it: the apply records the reasons the plan showed, even if
@@ -420,7 +423,15 @@ class XSeriesConnector(Connector):
         return planning.estimate(self, ops)
 
     def plan_problems(self, ops: Sequence[Operation], kept: Collection[tuple[str, str]]) -> list[Problem]:
-        return planning.family_problems(self, ops, kept)
+        problems = planning.family_problems(self, ops, kept)
+        if self.listing_refused is not None and any(self.native(op) for op in ops):
+            refused = self.listing_refused
+            problems.append(Problem(
+                f"target {self.ctx.name!r}: the plan adjusts stock through stock_adjustments, but X-Series refused "
+                f"to list them (HTTP {refused.status}: {refused.body or refused.message}); the token needs the "
+                "inventory:write scope",
+                hint="Give the token inventory:write, or set options.adjust_via: consignments for this target."))
+        return problems
 
 
 def reorder_fields(settings: Settings | None) -> dict[str, int]:

@@ -75,6 +75,7 @@ class AdjustmentAPI:
         return JSONResponse({"data": SANDBOX_USER})
 
     def _check_version(self, request: Request) -> None:
+        self.sim.require_scope("inventory:write")  # the GET too (research Q4: XS-REF)
         version = request.path_params["api_version"]
         if not dated_at_least(version, FIRST_VERSION):
             raise XsError(404, f"Not Found: stock adjustments exist from API {FIRST_VERSION} on, not in {version}")

@@ -173,6 +173,7 @@ class ConsignmentAPI:
             raise XsError(422, f"type must be one of {', '.join(TYPES)}; got {ctype!r}")
         if ctype == "STOCKTAKE":
             raise XsError(422, "STOCKTAKE consignments are not supported by this sandbox")
+        self.sim.require_scope("consignments:write:stock_transfer" if ctype == "OUTLET" else "consignments:write:stock_order")
         status = data.get("status", "OPEN")
         if status not in CREATE_STATUSES[ctype]:
             raise XsError(422, f"A {ctype} consignment cannot be created as {status!r}; "

@@ -75,6 +75,7 @@ class XSeriesSimulator(Simulator):
         oldest_version: str = "2026-01",
         open_line_received: str = "drop",
         partial_status_put: str = "reject",
+        scopes: str | None = None,
     ) -> None:
         # Set before the base class loads fixtures, which needs the clock.
         if clock is not None and not callable(clock):
@@ -87,6 +88,8 @@ class XSeriesSimulator(Simulator):
         self.budget = RateBudget(int(budget), _option_number(rate_window_s, "rate_window_s", float), self.clock)
         self.consignments = ConsignmentAPI(self, switch_value("open_line_received", open_line_received),
                                            switch_value("partial_status_put", partial_status_put))
+        # The token's OAuth scopes (space or comma separated); None: every scope.
+        self.scopes = None if scopes is None else frozenset(scopes.replace(",", " ").split())
         self.adjustments = AdjustmentAPI(self)
         try:
             self.dated = DatedAPI(self, oldest_version)
@@ -281,6 +284,12 @@ class XSeriesSimulator(Simulator):
             )
 
     # --- catalog ------------------------------------------------------------------------------
+
+    def require_scope(self, scope: str) -> None:
+        """403 when the token lacks ``scope`` (x-series-api.lightspeedhq.com/docs/scopes; the
+        answer's body is ASSUMED: the docs do not show it)."""
+        if self.scopes is not None and scope not in self.scopes:
+            raise XsError(403, f"Forbidden: this token lacks the {scope} scope")
 
     def product_row(self, product_id: str) -> sqlite3.Row | None:
         rows = self.db.query("SELECT * FROM xs_products WHERE id = ? AND deleted_at IS NULL", (product_id,))

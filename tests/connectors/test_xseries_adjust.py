@@ -420,3 +420,25 @@ def test_e2e_the_plan_refuses_to_prune_one_variant_of_a_managed_family(tmp_path:
         write_locations(repo, {}, {})
         plan = plan_project(repo, env=E2E_ENV, guard_overrides={"allow_mass_delete": True, "allow_missing_location": True})
         assert sorted(op.item for op in plan.changes if op.kind is OpKind.DELETE) == ["TEE-M", "TEE-S"]
+
+
+def test_e2e_a_token_without_inventory_write_is_told_at_plan_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.workflow import apply_saved_plan, plan_project
+
+    monkeypatch.delenv("RECONCILER_STATE", raising=False)
+    path = tmp_path / "fx.json"
+    path.write_text(json.dumps(fixtures()))
+    scopes = "inventory:read products:read products:write consignments:read consignments:write:stock_order " \
+             "consignments:write:stock_transfer"
+    with SandboxProcess("xseries", state=tmp_path / "xs.db", fixtures_path=path, token=TOKEN,
+                        options={"scopes": scopes}) as sb:
+        repo = e2e_repo(tmp_path / "repo", sb.url)
+        assert apply_saved_plan(repo, plan_project(repo, env=E2E_ENV), env=E2E_ENV).ok  # adopting: resets only
+        write_locations(repo, {"TEE": 12, "CAP": 3}, {"TEE": 4, "MUG": 2})
+        with pytest.raises(PlanError, match="inventory:write") as info:
+            plan_project(repo, env=E2E_ENV)
+        assert "adjust_via: consignments" in (info.value.hint or "")
+        config = repo / "reconciler.yaml"
+        config.write_text(config.read_text() + "    options: {adjust_via: consignments}\n")
+        assert apply_saved_plan(repo, plan_project(repo, env=E2E_ENV), env=E2E_ENV).ok
+        assert live_stock(sb)[("outlet-oslo", "prod-tee")] == 12

@@ -198,3 +198,15 @@ def test_an_end_of_life_version_is_served_by_the_oldest_supported() -> None:
     assert refused.status_code == 405 and "serving 2026-04" in refused.json()["error"]
     assert client.post("/api/2026-01/inventory", json={"sort_direction": "asc"}).status_code == 200
     sim.close()
+
+
+def test_a_token_without_the_scope_is_refused() -> None:
+    sim, client = make(scopes="inventory:read products:write consignments:write:stock_transfer")
+    assert adjust(client, item()).status_code == 403
+    assert client.get("/api/2026-01/stock_adjustments").status_code == 403  # the GET needs inventory:write too
+    refused = client.post("/api/2.0/consignments", json={"name": "o", "outlet_id": OUTLET, "type": "SUPPLIER"})
+    assert refused.status_code == 403 and "consignments:write:stock_order" in refused.json()["error"]
+    transfer = {"name": "t", "outlet_id": OUTLET, "source_outlet_id": OUTLET2, "type": "OUTLET"}
+    assert client.post("/api/2.0/consignments", json=transfer).status_code == 201
+    assert amount(sim, OUTLET, "p-plain") == 10
+    sim.close()
