@@ -49,6 +49,8 @@ def test_adjustments_are_stock_adjustments_with_the_default_reason_per_sign(sim:
     assert (qty(sim, "outlet-oslo", "prod-tee"), qty(sim, "outlet-bergen", "prod-tee")) == (15, 1)
     rows = adjustments(sim)
     assert [(r["quantity"], r["reason"]) for r in rows] == [("+5", "STOCK_FOUND"), ("-3", "DAMAGE")]
+    # each operation keeps its own adjustment from the call's answer
+    assert [json.loads(r.response)["data"]["quantity"] for r in results] == ["+5", "-3"]
     assert sim.request_counts["POST /api/2026-01/stock_adjustments"] == 1  # one call for both
     assert not sim.db.query("SELECT * FROM xs_consignments")  # no fake supplier order for a correction
 
