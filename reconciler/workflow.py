@@ -187,10 +187,12 @@ def _ask_connectors(plan: Plan, desired: Any, base: BaseState, connectors: Mappi
     which the plan shows as notes."""
     problems = []
     for name, conn in connectors.items():
-        mark = conn.mark()
+        ops = [op for op in plan.operations if op.target == name and op.kind in EXECUTABLE_KINDS]
+        sources = {op.id: position.source.file for op in ops
+                   if (position := desired.positions.get((name, op.location, op.item))) is not None and position.source}
+        mark = conn.mark(ops, sources)
         if mark is not None:
             plan.marks[name] = mark
-        ops = [op for op in plan.operations if op.target == name and op.kind in EXECUTABLE_KINDS]
         if not ops:
             continue
         kept: set[tuple[str, str]] = set()

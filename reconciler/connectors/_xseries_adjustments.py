@@ -45,45 +45,68 @@ class Reason:
 
 @dataclass(frozen=True)
 class ReasonPolicy:
-    """Reason per sign, by default and per location (options ``adjust_reasons``)."""
+    """Reason per sign: by default, per location, per stock file (options ``adjust_reasons``);
+    a file's reason wins over its location's, which wins over the default."""
 
     default: Mapping[str, Reason]
     locations: Mapping[str, Mapping[str, Reason]] = field(default_factory=dict)
+    files: Mapping[str, Mapping[str, Reason]] = field(default_factory=dict)
 
-    def for_change(self, location: str, change: int) -> Reason:
+    def for_change(self, location: str, change: int, file: str | None = None) -> Reason:
         sign = "increase" if change > 0 else "decrease"
-        return self.locations.get(location, {}).get(sign) or self.default[sign]
+        by_file = self.files.get(file, {}).get(sign) if file else None
+        return by_file or self.locations.get(location, {}).get(sign) or self.default[sign]
 
     def raw(self) -> dict[str, Any]:
         """The policy as ``adjust_reasons`` would write it (kept in the plan file)."""
-        return {**{s: r.text() for s, r in self.default.items()},
-                "locations": {loc: {s: r.text() for s, r in signs.items()} for loc, signs in self.locations.items()}}
+        def texts(table: Mapping[str, Mapping[str, Reason]]) -> dict[str, dict[str, str]]:
+            return {key: {s: r.text() for s, r in signs.items()} for key, signs in table.items()}
 
-    def describe(self, target: str, locations: Sequence[str]) -> str:
+        return {**{s: r.text() for s, r in self.default.items()}, "locations": texts(self.locations),
+                "files": texts(self.files)}
+
+    def describe(self, target: str, locations: Sequence[str], files: Sequence[str] = ()) -> str:
         parts = [f"+ {self.default['increase'].text()}", f"- {self.default['decrease'].text()}"]
-        for location in locations:
-            for sign, reason in sorted(self.locations.get(location, {}).items()):
-                parts.append(f"{location}: {'+' if sign == 'increase' else '-'} {reason.text()}")
+        for table, keys in ((self.locations, locations), (self.files, files)):
+            for key in keys:
+                for sign, reason in sorted(table.get(key, {}).items()):
+                    parts.append(f"{key}: {'+' if sign == 'increase' else '-'} {reason.text()}")
         return f"{target}: adjustments are recorded with reason " + "; ".join(parts)
 
 
 def reason_policy(target: str, raw: Any) -> ReasonPolicy:
-    """``adjust_reasons: {increase, decrease, locations: {name: {increase, decrease}}}``."""
+    """``adjust_reasons: {increase, decrease, locations: {name: {...}}, files: {path: {...}}}``."""
     raw = raw or {}
     where = f"target {target!r}: options.adjust_reasons"
     if not isinstance(raw, Mapping):
-        raise ConfigError([Problem(f"{where} must be a mapping (increase, decrease, locations)")])
-    default = {sign: _reason(raw.get(sign, DEFAULT_REASONS[sign]), sign, f"{where}.{sign}") for sign in DEFAULT_REASONS}
-    locations: dict[str, dict[str, Reason]] = {}
-    for name, entry in (raw.get("locations") or {}).items():
-        if not isinstance(entry, Mapping) or set(entry) - set(DEFAULT_REASONS):
-            raise ConfigError([Problem(f"{where}.locations.{name} must be a mapping with increase and/or decrease")])
-        locations[str(name)] = {s: _reason(v, s, f"{where}.locations.{name}.{s}") for s, v in entry.items()}
-    unknown = set(raw) - {"increase", "decrease", "locations"}
+        raise ConfigError([Problem(f"{where} must be a mapping (increase, decrease, locations, files)")])
+    unknown = set(raw) - {"increase", "decrease", "locations", "files"}
     if unknown:
         raise ConfigError([Problem(f"{where}: unknown key(s) {', '.join(sorted(unknown))}",
-                                   hint="Use increase, decrease and locations.")])
-    return ReasonPolicy(default, locations)
+                                   hint="Use increase, decrease, locations and files.")])
+    default = {sign: _reason(raw.get(sign, DEFAULT_REASONS[sign]), sign, f"{where}.{sign}") for sign in DEFAULT_REASONS}
+    return ReasonPolicy(default, _table(raw, "locations", where), _table(raw, "files", where))
+
+
+def _table(raw: Mapping[str, Any], key: str, where: str) -> dict[str, dict[str, Reason]]:
+    table = raw.get(key) or {}
+    if not isinstance(table, Mapping):
+        raise ConfigError([Problem(f"{where}.{key} must be a mapping of {key[:-1]} -> {{increase, decrease}}")])
+    out: dict[str, dict[str, Reason]] = {}
+    for name, entry in table.items():
+        if not isinstance(entry, Mapping) or set(entry) - set(DEFAULT_REASONS):
+            raise ConfigError([Problem(f"{where}.{key}.{name} must be a mapping with increase and/or decrease")])
+        out[str(name)] = {s: _reason(v, s, f"{where}.{key}.{name}.{s}") for s, v in entry.items()}
+    return out
+
+
+def reason_from_text(text: Any) -> Reason | None:
+    """A reason as ``Reason.text()`` wrote it (the plan file keeps them so)."""
+    if not isinstance(text, str):
+        return None
+    if text.startswith("CUSTOM:") and len(text) > len("CUSTOM:"):
+        return Reason("CUSTOM", text.split(":", 1)[1])
+    return Reason(text) if text in (*POSITIVE, *NEGATIVE, RECEIPT, RETURN) else None
 
 
 def _reason(value: Any, sign: str, where: str) -> Reason:

@@ -94,7 +94,8 @@ def estimate(conn: XSeriesConnector, ops: Sequence[Operation]) -> Estimate:
     notes = []
     if native:
         locations = sorted({op.location for op in ops if conn.native(op)})
-        notes.append(conn.options.reasons.describe(conn.ctx.name, locations))
+        files = sorted({conn.op_files[op.id] for op in ops if op.id in conn.op_files and conn.native(op)})
+        notes.append(conn.options.reasons.describe(conn.ctx.name, locations, files))
     return Estimate(requests, seconds, tuple(notes))
 
 

@@ -162,10 +162,12 @@ class Connector(ABC):
         when ``ops`` hold a delete (empty otherwise). Default: none."""
         return []
 
-    def mark(self) -> str | None:
-        """After read_stock: a mark of the vendor's state at plan time that the plan keeps and
-        hands back before the apply (``resume_from``), e.g. a version cursor from which an
-        in-flight write can be looked up after a crash. Default: none."""
+    def mark(self, ops: Sequence[Operation], sources: Mapping[str, str]) -> str | None:
+        """At plan time, after read_stock: what the plan keeps for this target and hands back
+        before the apply (``resume_from``): e.g. a version cursor from which an in-flight write
+        can be looked up after a crash, or per-operation choices the plan shows. ``ops``: this
+        target's executable operations; ``sources``: op id -> the stock file of its desired
+        position. Default: none."""
         return None
 
     def resume_from(self, mark: str | None) -> None:

@@ -37,7 +37,9 @@ import orjson
 
 from reconciler.connectors._http import RequestCancelled, RetryPolicy, VendorHTTP
 from reconciler.connectors import _xseries_plan as planning
-from reconciler.connectors._xseries_adjustments import MAX_PER_CALL, RECEIPT, RETURN, AdjustmentWriter, Planned
+from reconciler.connectors._xseries_adjustments import (
+    MAX_PER_CALL, RECEIPT, RETURN, AdjustmentWriter, Planned, Reason, reason_from_text,
+)
 from reconciler.connectors._xseries_consignments import ConsignmentWriter
 from reconciler.connectors.base import Connector, Estimate, OpResult, Outcome, TargetContext, Verification
 from reconciler.errors import ConfigError, NotSupported, Problem, VendorError, VendorRejected
@@ -93,6 +95,8 @@ class XSeriesConnector(Connector):
         self.adjustments = AdjustmentWriter(self.http, self.options.version)
         self.seen_version = 0  # the highest version the reads saw: below every later write's
         self.listing_refused: VendorRejected | None = None  # the plan-time cursor read was refused
+        self.op_reasons: dict[str, Reason] = {}  # per stock file reasons: op id -> reason (see mark)
+        self.op_files: dict[str, str] = {}
 
     def close(self) -> None:
         self.http.close()
@@ -237,8 +241,8 @@ class XSeriesConnector(Connector):
         return op.kind is OpKind.ADJUST and op.legs[0].change != 0 and self.options.adjust_via == "stock_adjustments" \
             and self.reason(op).name not in (RECEIPT, RETURN)
 
-    def reason(self, op: Operation) -> Any:
-        return self.options.reasons.for_change(op.location, op.legs[0].change)
+    def reason(self, op: Operation) -> Reason:
+        return self.op_reasons.get(op.id) or self.options.reasons.for_change(op.location, op.legs[0].change)
 
     def batches(self, ops: Sequence[Operation]) -> list[list[Operation]]:
         """Resets of one product share a PUT; stock adjustments share a call (up to 1000);
@@ -386,7 +390,7 @@ class XSeriesConnector(Connector):
 
     # --- planning ----------------------------------------------------------------------------------
 
-    def mark(self) -> str | None:
+    def mark(self, ops: Sequence[Operation], sources: Mapping[str, str]) -> str | None:
         """The adjustment listing's cursor at plan time: versions are global and only grow
         (x-series-api.lightspeedhq.com/docs/pagination), so every adjustment this plan's apply
         makes lists after it, and every earlier one at or before it, whatever happens to the
@@ -396,6 +400,13 @@ class XSeriesConnector(Connector):
         all, or says in doubt)."""
         if self.options.adjust_via != "stock_adjustments" or not self.seen_version:
             return None
+        # Per stock file reasons are decided here, from the files the plan's positions come from.
+        self.op_reasons = {
+            op.id: reason for op in ops if op.kind is OpKind.ADJUST and op.legs[0].change and op.id in sources
+            and (reason := self.options.reasons.for_change(op.location, op.legs[0].change, sources[op.id]))
+            != self.options.reasons.for_change(op.location, op.legs[0].change)
+        }
+        self.op_files = {op_id: sources[op_id] for op_id in self.op_reasons}
         try:
             cursor = self.adjustments.cursor_from(self.seen_version)
         except VendorRejected as exc:
@@ -404,7 +415,8 @@ class XSeriesConnector(Connector):
             cursor = None
         # The reasons go with it: the apply records the reasons the plan showed, even if
         # reconciler.yaml changed in between.
-        return orjson.dumps({"adjustments_after": cursor, "reasons": self.options.reasons.raw()}).decode()
+        return orjson.dumps({"adjustments_after": cursor, "reasons": self.options.reasons.raw(),
+                             "operations": {i: r.text() for i, r in self.op_reasons.items()}}).decode()
 
     def resume_from(self, mark: str | None) -> None:
         try:
@@ -418,6 +430,10 @@ class XSeriesConnector(Connector):
         if isinstance(saved.get("reasons"), dict):
             reasons = planning.reason_policy(self.ctx.name, saved["reasons"])
             self.options = dataclasses.replace(self.options, reasons=reasons)
+        chosen = saved.get("operations")
+        if isinstance(chosen, dict):  # op id -> the reason the plan showed for it
+            self.op_reasons = {op_id: reason for op_id, text in chosen.items()
+                               if (reason := reason_from_text(text)) is not None}
 
     def estimate(self, ops: Sequence[Operation]) -> Estimate:
         return planning.estimate(self, ops)

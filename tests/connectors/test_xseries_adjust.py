@@ -237,7 +237,7 @@ def test_after_a_crash_the_plans_cursor_tells_this_apply_from_an_older_equal_adj
     run(connector(sim), adjust)  # an earlier apply made the same adjustment
     planner = connector(sim)
     planner.read_stock()
-    mark = planner.mark()
+    mark = planner.mark([], {})
     assert mark is not None and json.loads(mark)["adjustments_after"] > 0
     fresh = connector(sim)  # the process that will send
     fresh.resume_from(mark)
@@ -252,9 +252,28 @@ def test_the_apply_records_the_reasons_the_plan_showed(sim: XSeriesSimulator) ->
     planner = connector(sim, adjust_reasons={"decrease": "THEFT"})
     planner.read_stock()
     applier = connector(sim, adjust_reasons={"decrease": "EXPIRY"})  # reconciler.yaml changed since the plan
-    applier.resume_from(planner.mark())
+    applier.resume_from(planner.mark([], {}))
     run(applier, op(OpKind.ADJUST, "TEE", leg("oslo", -1)))
     assert [r["reason"] for r in adjustments(sim)] == ["THEFT"]
+
+
+def test_reasons_per_stock_file_are_chosen_at_plan_time_and_kept_in_the_plan(sim: XSeriesSimulator) -> None:
+    reasons = {"decrease": "DAMAGE", "files": {"stock/shrinkage.yaml": {"decrease": "THEFT"},
+                                               "stock/found.yaml": {"increase": "receipt"}}}
+    planner = connector(sim, adjust_reasons=reasons)
+    planner.read_stock()
+    ops = [op(OpKind.ADJUST, "TEE", leg("oslo", -1), op_id="a"), op(OpKind.ADJUST, "CAP", leg("oslo", -1), op_id="b"),
+           op(OpKind.ADJUST, "TEE", leg("bergen", 2), op_id="c")]
+    mark = planner.mark(ops, {"a": "stock/oslo.yaml", "b": "stock/shrinkage.yaml", "c": "stock/found.yaml"})
+    assert json.loads(mark or "{}")["operations"] == {"b": "THEFT", "c": "receipt"}
+    note = planner.estimate(ops).notes[0]
+    assert "stock/shrinkage.yaml: - THEFT" in note and "found.yaml" not in note  # c is a receipt, not an adjustment
+    applier = connector(sim)  # reconciler.yaml lost the file overrides since the plan
+    applier.resume_from(mark)
+    assert all(r.outcome is Outcome.APPLIED for r in run(applier, *ops))
+    assert [r["reason"] for r in adjustments(sim)] == ["DAMAGE", "THEFT"]
+    assert [dict(r) for r in sim.db.query("SELECT type, status FROM xs_consignments")] == [
+        {"type": "SUPPLIER", "status": "RECEIVED"}]
 
 
 def answering(sim: XSeriesSimulator, path_part: str, body: bytes, status: int = 200) -> httpx.MockTransport:
@@ -444,3 +463,22 @@ def test_e2e_a_token_without_inventory_write_is_told_at_plan_time(tmp_path: Path
         config.write_text(config.read_text() + "    options: {adjust_via: consignments}\n")
         assert apply_saved_plan(repo, plan_project(repo, env=E2E_ENV), env=E2E_ENV).ok
         assert live_stock(sb)[("outlet-oslo", "prod-tee")] == 12
+
+
+def test_e2e_a_stock_files_reason_is_shown_and_sent(tmp_path: Path, sandbox: SandboxProcess,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.render import render
+    from reconciler.workflow import apply_saved_plan, plan_project
+
+    monkeypatch.delenv("RECONCILER_STATE", raising=False)
+    repo = e2e_repo(tmp_path / "repo", sandbox.url)
+    config = repo / "reconciler.yaml"
+    config.write_text(config.read_text() + "    options: {adjust_reasons: {files: {stock/oslo.yaml: {decrease: THEFT}}}}\n")
+    assert apply_saved_plan(repo, plan_project(repo, env=E2E_ENV), env=E2E_ENV).ok
+    write_locations(repo, {"TEE": 10, "CAP": 1}, {"TEE": 3, "MUG": 2})
+    edit = plan_project(repo, env=E2E_ENV)
+    assert "stock/oslo.yaml: - THEFT" in render(edit, "text")
+    assert apply_saved_plan(repo, edit, env=E2E_ENV).ok
+    listed = httpx.get(sandbox.url + "/api/2026-01/stock_adjustments", headers={"Authorization": f"Bearer {TOKEN}"})
+    reasons = {(a["outlet_id"], a["reason"]) for a in listed.json()["data"]}
+    assert reasons == {("outlet-oslo", "THEFT"), ("outlet-bergen", "DAMAGE")}
