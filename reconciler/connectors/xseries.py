@@ -398,7 +398,7 @@ class XSeriesConnector(Connector):
         adjustments listed after that are read (an adjustment may be numbered after the stock
         record it moved). None when the listing cannot be read (verification then searches it
         all, or says in doubt)."""
-        if self.options.adjust_via != "stock_adjustments" or not self.seen_version:
+        if self.options.adjust_via != "stock_adjustments":
             return None
         # Per stock file reasons are decided here, from the files the plan's positions come from.
         self.op_reasons = {
@@ -407,12 +407,16 @@ class XSeriesConnector(Connector):
             != self.options.reasons.for_change(op.location, op.legs[0].change)
         }
         self.op_files = {op_id: sources[op_id] for op_id in self.op_reasons}
+        native = any(self.native(op) for op in ops)
+        if not native and not self.op_reasons:
+            return None  # nothing will be sent as a stock adjustment, no reason chosen by file
+        cursor = None
         try:
-            cursor = self.adjustments.cursor_from(self.seen_version)
+            cursor = self.adjustments.cursor_from(self.seen_version) if native else None
         except VendorRejected as exc:
-            cursor, self.listing_refused = None, exc
+            self.listing_refused = exc
         except VendorError:
-            cursor = None
+            pass
         # The reasons go with it: the apply records the reasons the plan showed, even if
         # reconciler.yaml changed in between.
         return orjson.dumps({"adjustments_after": cursor, "reasons": self.options.reasons.raw(),

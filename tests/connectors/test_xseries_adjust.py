@@ -237,8 +237,9 @@ def test_after_a_crash_the_plans_cursor_tells_this_apply_from_an_older_equal_adj
     run(connector(sim), adjust)  # an earlier apply made the same adjustment
     planner = connector(sim)
     planner.read_stock()
-    mark = planner.mark([], {})
+    mark = planner.mark([adjust], {})
     assert mark is not None and json.loads(mark)["adjustments_after"] > 0
+    assert planner.mark([], {}) is None  # nothing to adjust: no cursor read
     fresh = connector(sim)  # the process that will send
     fresh.resume_from(mark)
     assert fresh.verify(adjust) is Verification.NOT_APPLIED
@@ -252,8 +253,9 @@ def test_the_apply_records_the_reasons_the_plan_showed(sim: XSeriesSimulator) ->
     planner = connector(sim, adjust_reasons={"decrease": "THEFT"})
     planner.read_stock()
     applier = connector(sim, adjust_reasons={"decrease": "EXPIRY"})  # reconciler.yaml changed since the plan
-    applier.resume_from(planner.mark([], {}))
-    run(applier, op(OpKind.ADJUST, "TEE", leg("oslo", -1)))
+    decrease = op(OpKind.ADJUST, "TEE", leg("oslo", -1))
+    applier.resume_from(planner.mark([decrease], {}))
+    run(applier, decrease)
     assert [r["reason"] for r in adjustments(sim)] == ["THEFT"]
 
 
