@@ -101,7 +101,8 @@ class Estimate:
 
     def describe(self, target: str) -> str:
         return f"{target}: the apply needs about {self.requests:,} request{'s' if self.requests != 1 else ''}" + (
-            f", at least {_duration(self.seconds)} within the rate budget" if self.seconds >= 1 else "")
+            f", at least {_duration(self.seconds)} within the rate budget" if self.seconds >= 1
+            else ", within the rate budget without waiting")
 
 
 def _duration(seconds: float) -> str:

@@ -133,9 +133,12 @@ class XSeriesConnector(Connector):
             return
         after = 0
         while True:
-            response = self.http.request(
-                "GET", path, params={"after": after, "page_size": self.page_size}, idempotent=True, cancel=cancel
-            )
+            try:
+                response = self.http.request(
+                    "GET", path, params={"after": after, "page_size": self.page_size}, idempotent=True, cancel=cancel
+                )
+            except VendorRejected as exc:
+                raise _version_hint(exc, self.options.version) from exc
             body = self._page_body(response)
             data = body.get("data") or []
             if not data:
@@ -452,6 +455,16 @@ class XSeriesConnector(Connector):
                 "inventory:write scope",
                 hint="Give the token inventory:write, or set options.adjust_via: consignments for this target."))
         return problems
+
+
+def _version_hint(exc: VendorRejected, version: str) -> VendorRejected:
+    """A 405 on a dated GET /inventory: the version reached its end of life and is served by a
+    newer one, where /inventory is a POST (docs/versioning-strategy, 2026-04 release notes)."""
+    if exc.status != 405:
+        return exc
+    return VendorRejected(exc.message, status=exc.status, body=exc.body, hint=(
+        f"X-Series serves an end-of-life dated version by the oldest supported one; API {version} may have "
+        f"reached its end of life. Set options.inventory_api_version to {POST_INVENTORY_FROM} or later."))
 
 
 def reorder_fields(settings: Settings | None) -> dict[str, int]:

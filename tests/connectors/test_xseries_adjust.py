@@ -13,7 +13,7 @@ import pytest
 
 from reconciler.connectors.base import Outcome, Verification
 from reconciler.connectors.xseries import XSeriesConnector
-from reconciler.errors import ConfigError, PlanError, VendorUnavailable
+from reconciler.errors import ConfigError, PlanError, VendorRejected, VendorUnavailable
 from reconciler.model import OpKind
 from reconciler.sandbox._core import ServerThread
 from reconciler.sandbox._process import SandboxProcess
@@ -331,6 +331,17 @@ def test_2026_04_reads_through_post_inventory_and_levels_are_read_as_they_are(si
                                                                             "outlet-unmapped": 99}
     run(new, op(OpKind.DELETE, "CAP", leg("oslo")))  # deleted rows come back with include_deleted: dropped
     assert ("oslo", "CAP") not in new.read_stock()
+
+
+def test_an_end_of_life_version_is_a_clear_error_naming_the_option() -> None:
+    sim = XSeriesSimulator(token=TOKEN, fixtures=fixtures(), rate_budget=0, oldest_version="2026-04")
+    try:
+        with pytest.raises(VendorRejected) as info:
+            connector(sim).read_stock()
+        assert info.value.status == 405 and "inventory_api_version to 2026-04" in (info.value.hint or "")
+        assert connector(sim, inventory_api_version="2026-04").read_stock()[("oslo", "TEE")].quantity == 10
+    finally:
+        sim.close()
 
 
 def test_a_version_before_2026_01_is_a_config_error(sim: XSeriesSimulator) -> None:
