@@ -23,7 +23,9 @@ import httpx
 from reconciler.config import Project, load_project
 from reconciler.connectors.base import Connector, connector_class
 from reconciler.errors import PlanError, StalePlanError
-from reconciler.model import EXECUTABLE_KINDS, ActualState, BaseState, Capabilities, OpKind, Plan, Record, TargetActual
+from reconciler.model import (
+    EXECUTABLE_KINDS, ActualState, BaseState, Capabilities, DesiredState, OpKind, Plan, Record, TargetActual,
+)
 from reconciler.planner import make_plan
 
 Transports = Mapping[str, httpx.BaseTransport]
@@ -182,14 +184,15 @@ def plan_project(
     return plan
 
 
-def _ask_connectors(plan: Plan, desired: Any, base: BaseState, connectors: Mapping[str, Connector]) -> None:
+def _ask_connectors(plan: Plan, desired: DesiredState, base: BaseState, connectors: Mapping[str, Connector]) -> None:
     """Plan-time checks only the vendor can make (reads only) and each target's cost estimate,
     which the plan shows as notes."""
     problems = []
     for name, conn in connectors.items():
         ops = [op for op in plan.operations if op.target == name and op.kind in EXECUTABLE_KINDS]
-        sources = {op.id: position.source.file for op in ops
-                   if (position := desired.positions.get((name, op.location, op.item))) is not None and position.source}
+        # the stock file of each adjustment's desired position (a connector may choose by file)
+        sources = {op.id: position.source.file for op in ops if op.kind is OpKind.ADJUST
+                   and (position := desired.positions.get((name, op.location, op.item))) is not None and position.source}
         mark = conn.mark(ops, sources)
         if mark is not None:
             plan.marks[name] = mark

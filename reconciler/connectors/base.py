@@ -167,8 +167,8 @@ class Connector(ABC):
         """At plan time, after read_stock: what the plan keeps for this target and hands back
         before the apply (``resume_from``): e.g. a version cursor from which an in-flight write
         can be looked up after a crash, or per-operation choices the plan shows. ``ops``: this
-        target's executable operations; ``sources``: op id -> the stock file of its desired
-        position. Default: none."""
+        target's executable operations; ``sources``: adjustment op id -> the stock file of its
+        desired position. Default: none."""
         return None
 
     def resume_from(self, mark: str | None) -> None:
