@@ -227,6 +227,10 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     unreadable_targets: list[str] = field(default_factory=list)
     scope: dict[str, list[str]] = field(default_factory=dict)  # {"targets": [...], "locations": [...]}
+    # what the connectors say about applying it: requests and time per target, reasons recorded
+    notes: list[str] = field(default_factory=list)
+    # target -> the connector's mark of the vendor's state at plan time (Connector.mark)
+    marks: dict[str, str] = field(default_factory=dict)
 
     @property
     def changes(self) -> list[Operation]:

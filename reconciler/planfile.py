@@ -70,6 +70,8 @@ class _PlanModel(_Strict):
     warnings: list[str]
     unreadable_targets: list[str]
     scope: dict[str, list[str]]
+    notes: list[str] = []
+    marks: dict[str, str] = {}
 
 
 # --- writing -------------------------------------------------------------------------------
@@ -114,6 +116,9 @@ def _head_document(plan: Plan) -> dict[str, Any]:
         "warnings": list(plan.warnings),
         "unreadable_targets": list(plan.unreadable_targets),
         "scope": {k: list(v) for k, v in plan.scope.items()},
+        # only when there are some: plan files written before notes existed keep their digest
+        **({"notes": list(plan.notes)} if plan.notes else {}),
+        **({"marks": dict(plan.marks)} if plan.marks else {}),
     }
 
 
@@ -463,6 +468,8 @@ def loads_plan(text: str, source: str = "<plan>") -> Plan:
         warnings=list(m.warnings),
         unreadable_targets=list(m.unreadable_targets),
         scope={k: list(v) for k, v in m.scope.items()},
+        notes=list(m.notes),
+        marks=dict(m.marks),
     )
 
 

@@ -24,7 +24,9 @@ from reconciler.auth._scopes import check_plan_scopes
 from reconciler.config import Project, load_project
 from reconciler.connectors.base import Connector, connector_class
 from reconciler.errors import PlanError, StalePlanError
-from reconciler.model import ActualState, BaseState, Capabilities, Plan, Record, TargetActual
+from reconciler.model import (
+    EXECUTABLE_KINDS, ActualState, BaseState, Capabilities, DesiredState, OpKind, Plan, Record, TargetActual,
+)
 from reconciler.planner import make_plan
 
 Transports = Mapping[str, httpx.BaseTransport]
@@ -243,22 +245,50 @@ def plan_project(
         connectors, capabilities = reading_connectors(project, targets, env=env, transports=transports, stack=stack)
         base, actual = base_and_actual(project, connectors, progress=progress, url=url,
                                        precheck=refuse_unsettled(targets, only_locations))
-    for name in targets:
-        actual.setdefault(name, TargetActual(readable=False))
-    policy = project.policy(
-        capabilities,
-        only_targets=frozenset(targets) if only_targets else None,
-        only_locations=frozenset(only_locations) if only_locations else None,
-        **dict(guard_overrides or {}),
-    )
-    git = git_info(project.root)
-    plan = make_plan(project.desired, base, actual, policy, git_commit=git.commit, git_dirty=git.dirty)
-    check_plan_scopes(plan.operations, connectors)  # a missing OAuth scope is a plan-time error
+        for name in targets:
+            actual.setdefault(name, TargetActual(readable=False))
+        policy = project.policy(
+            capabilities,
+            only_targets=frozenset(targets) if only_targets else None,
+            only_locations=frozenset(only_locations) if only_locations else None,
+            **dict(guard_overrides or {}),
+        )
+        git = git_info(project.root)
+        plan = make_plan(project.desired, base, actual, policy, git_commit=git.commit, git_dirty=git.dirty)
+        check_plan_scopes(plan.operations, connectors)  # a missing OAuth scope is a plan-time error
+        _ask_connectors(plan, project.desired, base, connectors)
     note = new_state_note(url, missing, base)
     if note:
         # A warning of the plan: the terminal, the PR comment and the saved plan all show it.
         plan.warnings.insert(0, note)
     return plan
+
+
+def _ask_connectors(plan: Plan, desired: DesiredState, base: BaseState, connectors: Mapping[str, Connector]) -> None:
+    """Plan-time checks only the vendor can make (reads only) and each target's cost estimate,
+    which the plan shows as notes."""
+    problems = []
+    for name, conn in connectors.items():
+        ops = [op for op in plan.operations if op.target == name and op.kind in EXECUTABLE_KINDS]
+        # the stock file of each adjustment's desired position (a connector may choose by file)
+        sources = {op.id: position.source.file for op in ops if op.kind is OpKind.ADJUST
+                   and (position := desired.positions.get((name, op.location, op.item))) is not None and position.source}
+        mark = conn.mark(ops, sources)
+        if mark is not None:
+            plan.marks[name] = mark
+        if not ops:
+            continue
+        kept: set[tuple[str, str]] = set()
+        if any(op.kind is OpKind.DELETE for op in ops):  # kept positions matter to deletes only
+            gone = {key for op in plan.operations if op.target == name
+                    and op.kind in (OpKind.DELETE, OpKind.RELEASE) for key in op.keys}
+            kept = {(loc, item) for (t, loc, item) in (*desired.positions, *base.positions)
+                    if t == name and (t, loc, item) not in gone}
+        problems += conn.plan_problems(ops, kept)
+        estimate = conn.estimate(ops)
+        plan.notes.extend([estimate.describe(name), *estimate.notes])
+    if problems:
+        raise PlanError("; ".join(p.message for p in problems), hint=problems[0].hint)
 
 
 def apply_saved_plan(
@@ -293,6 +323,8 @@ def apply_saved_plan(
     with ExitStack() as stack:
         connectors = open_connectors(project, targets, env=env, transports=transports, stack=stack)
         check_plan_scopes(plan.operations, connectors)  # before any write: scopes may have changed since the plan
+        for name, conn in connectors.items():
+            conn.resume_from(plan.marks.get(name))
         from reconciler.state import open_state_store
 
         store = open_state_store(url)

@@ -1,12 +1,21 @@
-"""X-Series consignments: how adjustments and movements are written, and found again after a crash.
+"""X-Series consignments: receipts, returns and transfers, and how they are found again after a crash.
 
-Workflows (X-Series API 2.0, POST /consignments), and the step that moves stock:
+The documented sequences (x-series-api.lightspeedhq.com/reference/createconsignment,
+createconsignmentproduct, updateconsignmentbyid; changelog 2024-03-consignment-api-2-0-updates):
 
-- SUPPLIER (+d): create OPEN, add a line with ``count`` = ``received`` = d (adding ``received``
-  makes the vendor mark the order DISPATCHED), then RECEIVED: d units arrive at ``outlet_id``.
-- RETURN (-d): create OPEN, add a line with ``count`` = d, then SENT: d units leave ``outlet_id``.
-- OUTLET (move q): create OPEN with ``source_outlet_id``, add a line with ``count`` = q, SENT (q
-  leave the source), RECEIVED (q arrive at ``outlet_id``).
+- SUPPLIER (receipt, +d): create OPEN, add a line with ``count`` = d, PUT SENT, PUT the line's
+  ``received`` = d (a single-line ``received`` auto-dispatches a SENT order: DISPATCHED), PUT
+  RECEIVED: d units arrive at ``outlet_id``. (``received`` on an OPEN order's single line is
+  most likely dropped, so it is never sent there.)
+- RETURN (-d): create OPEN, add a line with ``count`` = d, PUT SENT: d units leave ``outlet_id``.
+- OUTLET (move q): create OPEN with ``source_outlet_id``, line ``count`` = q, PUT SENT (q leave
+  the source), PUT the line's ``received`` = q, PUT RECEIVED (q arrive at ``outlet_id``).
+
+Every status PUT sends ``name, outlet_id, type, status`` (plus ``source_outlet_id`` /
+``supplier_id`` when set): the spec's ConsignmentRequest requires the first three, and a partial
+body is untested against the vendor for these types. Each answer is checked against the
+documented shape (``{"data": {...}}`` with the id, line or status asked for); an answer that is
+not is in doubt, with its body verbatim.
 
 Each consignment's ``reference`` is the operation id. None of these POSTs is idempotent, so they
 are sent with ``idempotent=False``: after a dropped connection the http layer does not resend,
@@ -38,45 +47,50 @@ class ConsignmentWriter:
 
     # --- writing ------------------------------------------------------------------------------
 
-    def adjust(self, op: Operation, product_id: str, outlet_id: str) -> OpResult:
+    def adjust(self, op: Operation, product_id: str, outlet_id: str, supplier_id: str | None = None) -> OpResult:
         change = op.legs[0].change
         if change == 0:
             return OpResult(op.id, Outcome.APPLIED, "nothing to adjust (change 0)")
         if change > 0:
-            header = {"type": "SUPPLIER", "outlet_id": outlet_id}
-            line = {"product_id": product_id, "count": change, "received": change}
-            return self._run(op, header, line, ["RECEIVED"])
-        header = {"type": "RETURN", "outlet_id": outlet_id}
-        return self._run(op, header, {"product_id": product_id, "count": -change}, ["SENT"])
+            header = {"type": "SUPPLIER", "outlet_id": outlet_id, **({"supplier_id": supplier_id} if supplier_id else {})}
+            return self._run(op, header, product_id, change, ["SENT", "received", "RECEIVED"])
+        header = {"type": "RETURN", "outlet_id": outlet_id, **({"supplier_id": supplier_id} if supplier_id else {})}
+        return self._run(op, header, product_id, -change, ["SENT"])
 
     def move(self, op: Operation, product_id: str, source: str, dest: str) -> OpResult:
-        units = op.legs[1].change
         header = {"type": "OUTLET", "source_outlet_id": source, "outlet_id": dest}
-        return self._run(op, header, {"product_id": product_id, "count": units}, ["SENT", "RECEIVED"])
+        return self._run(op, header, product_id, op.legs[1].change, ["SENT", "received", "RECEIVED"])
 
     def _created_id(self, response: httpx.Response) -> str:
         """The new consignment's id. An answer without one may still have made the consignment:
         in doubt, so the applier looks it up by its reference instead of creating another."""
-        answer = self.http.json(response, written=True)
-        created = answer.get("data") if isinstance(answer, dict) else None
-        if not isinstance(created, dict) or not isinstance(created.get("id"), str):
+        created = self._data(response, "holds no data object of the new consignment")
+        if not isinstance(created.get("id"), str):
             raise self.http.unreadable(response, "holds no data.id of the new consignment", written=True)
         return created["id"]
 
-    def _run(self, op: Operation, header: dict[str, Any], line: dict[str, Any], steps: list[str]) -> OpResult:
-        """Create, add the line, walk the statuses. A 4xx part-way cancels what was made, so a
+    def _data(self, response: httpx.Response, what: str) -> dict[str, Any]:
+        answer = self.http.json(response, written=True)
+        data = answer.get("data") if isinstance(answer, dict) and "error" not in answer else None
+        if not isinstance(data, dict):
+            raise self.http.unreadable(response, what, written=True)
+        return data
+
+    def _run(self, op: Operation, header: dict[str, Any], product_id: str, units: int, steps: list[str]) -> OpResult:
+        """Create, add the line, walk the steps. A 4xx part-way cancels what was made, so a
         failed operation leaves no half-made consignment behind."""
         body = {**header, "status": "OPEN", "name": f"reconciler {op.id}", "reference": op.id}
         consignment_id = self._created_id(self.http.request("POST", BASE, json=body, idempotent=False))
+        fields = {k: v for k, v in body.items() if k not in ("status", "reference")}
         last = None
         try:
-            self.http.request("POST", f"{BASE}/{consignment_id}/products", json=line, idempotent=False)
-            for status in steps:
-                last = self.http.request(
-                    "PUT", f"{BASE}/{consignment_id}", json={"status": status}, idempotent=False
-                )
+            line = {"product_id": product_id, "count": units}
+            added = self.http.request("POST", f"{BASE}/{consignment_id}/products", json=line, idempotent=False)
+            self._expect(self._data(added, "holds no data line").get("product_id") == product_id, added, "the line")
+            for step in steps:
+                last = self._step(consignment_id, fields, product_id, units, step)
         except VendorRejected:
-            self.abandon({"id": consignment_id, "status": "unknown"})
+            self.abandon({"id": consignment_id, **fields, "status": "unknown"})
             raise
         except VendorUnavailable as exc:
             # The consignment exists and may have moved stock already (a SENT transfer): a plain
@@ -85,21 +99,38 @@ class ConsignmentWriter:
                 f"{exc.message}; consignment {consignment_id} (reference {op.id}) was left part-way",
                 in_doubt=True, status=exc.status, body=exc.body, hint=exc.hint,
             ) from exc
-        text = last.text if last is not None else ""
-        return OpResult(op.id, Outcome.APPLIED, text)
+        return OpResult(op.id, Outcome.APPLIED, last.text if last is not None else "")
+
+    def _step(self, cid: str, fields: dict[str, Any], product_id: str, units: int, step: str) -> httpx.Response:
+        if step == "received":
+            response = self.http.request("PUT", f"{BASE}/{cid}/products/{product_id}",
+                                         json={"product_id": product_id, "received": units}, idempotent=True)
+            data = self._data(response, "holds no data line")
+            self._expect(_amount(data.get("received")) == units, response, f"received {units} on the line")
+            return response
+        response = self.http.request("PUT", f"{BASE}/{cid}", json={**fields, "status": step}, idempotent=False)
+        data = self._data(response, "holds no data consignment")
+        self._expect(data.get("status") == step, response, f"status {step}")
+        return response
+
+    def _expect(self, ok: bool, response: httpx.Response, what: str) -> None:
+        if not ok:
+            raise self.http.unreadable(response, f"does not show {what}", written=True)
 
     def abandon(self, consignment: dict[str, Any]) -> None:
         """Cancel a consignment that has not finished; one with no lines cannot change status,
         so it is deleted instead. Best effort: the caller reports the original problem."""
         cid = consignment["id"]
+        keep = {k: consignment[k] for k in ("name", "outlet_id", "type", "source_outlet_id", "supplier_id")
+                if consignment.get(k)}
         try:
-            self.http.request("PUT", f"{BASE}/{cid}", json={"status": "CANCELLED"}, idempotent=True)
+            self.http.request("PUT", f"{BASE}/{cid}", json={**keep, "status": "CANCELLED"}, idempotent=True)
             return
-        except VendorRejected:
+        except (VendorRejected, VendorUnavailable):
             pass
         try:
             self.http.request("DELETE", f"{BASE}/{cid}", idempotent=True)
-        except VendorRejected:
+        except (VendorRejected, VendorUnavailable):
             pass
 
     # --- verification -------------------------------------------------------------------------
@@ -142,3 +173,11 @@ class ConsignmentWriter:
         except VendorError:
             return Verification.UNKNOWN
         return Verification.NOT_APPLIED
+
+
+def _amount(value: Any) -> float | None:
+    """Counts come back as decimal strings ("60.00000")."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None

@@ -15,7 +15,7 @@ import enum
 import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Collection, Mapping, Sequence
 
 import httpx
 
@@ -91,6 +91,30 @@ class OpResult:
     actual_after: Mapping[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Estimate:
+    """What an apply of some operations will cost a target: requests, and the seconds the rate
+    budget (the vendor's and ``rate_limit``) makes them take at least; ``notes`` say how the
+    operations will be written where the plan should show it (e.g. the reasons recorded)."""
+
+    requests: int
+    seconds: float
+    notes: tuple[str, ...] = ()
+
+    def describe(self, target: str) -> str:
+        return f"{target}: the apply needs about {self.requests:,} request{'s' if self.requests != 1 else ''}" + (
+            f", at least {_duration(self.seconds)} within the rate budget" if self.seconds >= 1
+            else ", within the rate budget without waiting")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 class Verification(str, enum.Enum):
     APPLIED = "applied"
     NOT_APPLIED = "not_applied"
@@ -134,6 +158,30 @@ class Connector(ABC):
     def verify(self, op: Operation) -> Verification:
         """After a crash: was this in-flight operation applied? Default: cannot tell."""
         return Verification.UNKNOWN
+
+    def estimate(self, ops: Sequence[Operation]) -> Estimate:
+        """Requests an apply of ``ops`` (this target's executable operations) needs, and the
+        seconds ``rate_limit`` makes them take. Default: one request per batch."""
+        requests = len(self.batches(ops)) if ops else 0
+        seconds = requests / self.ctx.rate_limit if self.ctx.rate_limit else 0.0
+        return Estimate(requests, seconds)
+
+    def plan_problems(self, ops: Sequence[Operation], kept: Collection[tuple[str, str]]) -> list[Problem]:
+        """Plan-time errors only the vendor can tell (it may read, never write). ``kept``: the
+        (location, item) positions of this target still managed after the plan, computed only
+        when ``ops`` hold a delete (empty otherwise). Default: none."""
+        return []
+
+    def mark(self, ops: Sequence[Operation], sources: Mapping[str, str]) -> str | None:
+        """At plan time, after read_stock: what the plan keeps for this target and hands back
+        before the apply (``resume_from``): e.g. a version cursor from which an in-flight write
+        can be looked up after a crash, or per-operation choices the plan shows. ``ops``: this
+        target's executable operations; ``sources``: adjustment op id -> the stock file of its
+        desired position. Default: none."""
+        return None
+
+    def resume_from(self, mark: str | None) -> None:
+        """Before executing a saved plan: the ``mark`` this target's connector gave at plan time."""
 
     def close(self) -> None:
         """Release HTTP connections."""

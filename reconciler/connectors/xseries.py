@@ -1,39 +1,50 @@
-"""Lightspeed Retail X-Series (formerly Vend): API 2.0 reads and consignments, 2.1 product writes.
+"""Lightspeed Retail X-Series (formerly Vend): dated-version reads and stock adjustments, API 2.0
+consignments, 2.1 product writes.
 
 How each operation compiles (docs/connectors/xseries.md has the full story):
 
-- read: ``GET /api/2.0/inventory`` with the version cursor (``after`` = the previous page's
-  ``version.max``), stopping at the first empty page.
+- read: ``GET /api/{inventory_api_version}/inventory`` with the version cursor (``after`` = the
+  previous page's ``version.max``) before 2026-04; from 2026-04 ``POST /api/{version}/inventory``
+  (ascending, deleted rows included, cursor = the page's highest version). Stops on an empty page.
 - reset: ``PUT /api/2.1/products/{id}`` with ``details.inventory[]`` holding ``current_amount``
   (absolute). One request per product, holding every outlet of that product in the batch.
-- adjust +d: a SUPPLIER consignment (OPEN, line with count = received = d, which the vendor turns
-  DISPATCHED, then RECEIVED); adjust -d: a RETURN consignment (OPEN, line, SENT).
-- move q: an OUTLET consignment ``source_outlet_id`` -> ``outlet_id`` (OPEN, line, SENT, RECEIVED).
-- delete: ``PUT /api/2.1/products/{id}`` with ``common.track_inventory = false``. X-Series tracks
-  inventory per product, so this stops tracking the product at every outlet.
+- adjust d: ``POST /api/{version}/stock_adjustments``, up to 1000 a call, with a reason per sign
+  (options ``adjust_reasons``); ``adjust_via: consignments`` (or the reason ``receipt`` /
+  ``return``) uses a SUPPLIER order (+d) or a RETURN order (-d) instead (_xseries_consignments).
+- move q: an OUTLET consignment ``source_outlet_id`` -> ``outlet_id``.
+- delete: ``PUT /api/2.1/products/{id}`` with ``common.track_inventory = false``. ``common`` is
+  family-wide, so this stops tracking every variant of the family at every outlet; the plan
+  refuses it unless the whole family goes (_xseries_plan.family_problems).
 - settings: reorder_point / reorder_amount through the same PUT; ``current_amount`` is required
   there, so the live amount is re-read just before and written back unchanged.
 
-Every consignment carries the operation id as its ``reference``, so after a crash
+Every consignment carries the operation id as its ``reference``, and every adjustment call reads
+the listing's version cursor before it is sent, so after a lost answer
 :meth:`XSeriesConnector.verify` finds it. Nulls are never sent: the vendor turns a null reorder
 value into an empty string (seed 000), so a setting is either sent with its value or omitted.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 from contextlib import closing
-from typing import Any, Callable, Generator, Iterator, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Collection, Generator, Iterator, Mapping, Sequence, TypeVar
 
 import httpx
 import orjson
 
 from reconciler.auth import bearer_auth
+from reconciler.auth._scopes import SCOPES
 from reconciler.connectors._http import RequestCancelled, RetryPolicy, VendorHTTP
+from reconciler.connectors import _xseries_plan as planning
+from reconciler.connectors._xseries_adjustments import (
+    MAX_PER_CALL, RECEIPT, RETURN, AdjustmentWriter, Planned, Reason, reason_from_text,
+)
 from reconciler.connectors._xseries_consignments import ConsignmentWriter
-from reconciler.connectors.base import Connector, OpResult, Outcome, TargetContext, Verification
-from reconciler.errors import ConfigError, NotSupported, Problem, VendorRejected
+from reconciler.connectors.base import Connector, Estimate, OpResult, Outcome, TargetContext, Verification
+from reconciler.errors import ConfigError, NotSupported, Problem, VendorError, VendorRejected
 from reconciler.model import NO_SETTINGS, Capabilities, OpKind, Operation, Record, Settings, gc_paused, new_record
 
 DEFAULT_PAGE_SIZE = 1000
@@ -44,7 +55,8 @@ REORDER_KEYS = ("reorder_point", "reorder_amount")
 # The request budget is per 5-minute window and a 429's Retry-After (an HTTP date) may point to
 # the end of that window, so a wait of up to a full window must be honoured, not capped at 30 s.
 RETRY = RetryPolicy(max_attempts=6, max_wait=305.0)
-INVENTORY = "/api/2.0/inventory"
+POST_INVENTORY_FROM = "2026-04"  # 2026-04 release notes: /inventory becomes a POST with a body
+INVENTORY = "/api/2026-01/inventory"  # the read's path at the default inventory_api_version
 # Pages fetched ahead of the one being mapped during a full read (see read_stock). Two keep the
 # vendor busy while a slow page is mapped; each page is up to 10,000 decoded records (~10 MB).
 PREFETCH_PAGES = 2
@@ -70,11 +82,25 @@ class XSeriesConnector(Connector):
     ) -> None:
         super().__init__(ctx, transport=transport)
         self.page_size = _page_size(ctx)
+        self.options = planning.parse_options(ctx)
         self.http = VendorHTTP(ctx, transport, auth=bearer_auth(ctx), retry=retry or RETRY)
         self.consignments = ConsignmentWriter(self.http, self.page_size)
+        self.adjustments = AdjustmentWriter(self.http, self.options.version)
+        self.seen_version = 0  # the highest version the reads saw: below every later write's
+        self.listing_refused: VendorRejected | None = None  # the plan-time cursor read was refused
+        self.op_reasons: dict[str, Reason] = {}  # per stock file reasons: op id -> reason (see mark)
+        self.op_files: dict[str, str] = {}
 
     def close(self) -> None:
         self.http.close()
+
+    @property
+    def oauth_scopes(self) -> dict[str, tuple[str, ...]]:
+        """The OAuth scopes each kind of work needs (reconciler.auth._scopes): adjustments go
+        through stock_adjustments (``inventory:write``, D: /docs/scopes) unless the target says
+        ``adjust_via: consignments`` (SUPPLIER/RETURN orders: ``consignments:write:stock_order``)."""
+        adjust = ("consignments:write:stock_order",) if self.options.adjust_via == "consignments" else ("inventory:write",)
+        return {**SCOPES["xseries"], "adjust": adjust}
 
     # --- ids ----------------------------------------------------------------------------------
 
@@ -99,15 +125,21 @@ class XSeriesConnector(Connector):
     # --- read ---------------------------------------------------------------------------------
 
     def inventory_pages(
-        self, path: str, cancel: threading.Event | None = None
+        self, path: str, cancel: threading.Event | None = None, product_id: str | None = None
     ) -> Generator[list[dict[str, Any]], None, None]:
-        """Every page (its records) of a 2.0 inventory collection, following the version cursor.
+        """Every page (its records) of an inventory collection, following the version cursor.
         ``cancel``: see VendorHTTP.request (for a read on a prefetch thread)."""
+        if self.options.version >= POST_INVENTORY_FROM:
+            yield from self._posted_pages(cancel, product_id)
+            return
         after = 0
         while True:
-            response = self.http.request(
-                "GET", path, params={"after": after, "page_size": self.page_size}, idempotent=True, cancel=cancel
-            )
+            try:
+                response = self.http.request(
+                    "GET", path, params={"after": after, "page_size": self.page_size}, idempotent=True, cancel=cancel
+                )
+            except VendorRejected as exc:
+                raise _version_hint(exc, self.options.version) from exc
             body = self._page_body(response)
             data = body.get("data") or []
             if not data:
@@ -115,6 +147,29 @@ class XSeriesConnector(Connector):
             yield data
             # Versions are global and not consecutive: the cursor is the page's max, never +1.
             after = int((body.get("version") or {}).get("max") or max(int(r["version"]) for r in data))
+            self.seen_version = max(self.seen_version, after)
+
+    def _posted_pages(
+        self, cancel: threading.Event | None, product_id: str | None
+    ) -> Generator[list[dict[str, Any]], None, None]:
+        """2026-04+: ``POST /inventory`` answers a flat array, newest first and without deleted
+        rows unless asked: ascending with deleted rows keeps the cursor and the deletions."""
+        after = 0
+        path = f"/api/{self.options.version}/inventory"
+        while True:
+            body: dict[str, Any] = {"after": after, "size": min(self.page_size, 5000), "sort_direction": "asc",
+                                    "include_deleted": True}
+            if product_id:
+                body["product_id"] = product_id
+            response = self.http.request("POST", path, json=body, idempotent=True, cancel=cancel)
+            data = self.http.json(response)
+            if not isinstance(data, list):
+                raise self.http.unreadable(response, "is not the 2026-04 inventory array")
+            if not data:
+                return
+            yield data
+            after = max(int(r["version"]) for r in data)
+            self.seen_version = max(self.seen_version, after)
 
     def inventory_records(self, path: str) -> Iterator[dict[str, Any]]:
         """Every record of a 2.0 inventory collection, page after page on this thread."""
@@ -144,7 +199,7 @@ class XSeriesConnector(Connector):
         # network's) overlaps ours instead of adding to it. Only that thread uses self.http
         # during the read. Small reads (live_amounts) stay on the caller's thread.
         pages = prefetched(
-            lambda stop: self.inventory_pages(INVENTORY, stop), depth=PREFETCH_PAGES, name=f"xseries-prefetch-{self.ctx.name}"
+            lambda stop: self.inventory_pages(f"/api/{self.options.version}/inventory", stop), depth=PREFETCH_PAGES, name=f"xseries-prefetch-{self.ctx.name}"
         )
         with gc_paused(), closing(pages):
             for page in pages:
@@ -176,24 +231,44 @@ class XSeriesConnector(Connector):
 
     def live_amounts(self, product_id: str) -> dict[str, int]:
         """outlet_id -> current amount of one product, read just before a write that needs it."""
-        version = str(self.ctx.options.get("inventory_api_version", "2026-01"))
-        return {
-            rec["outlet_id"]: _quantity(rec)
-            for rec in self.inventory_records(f"/api/{version}/inventory/{product_id}")
-            if not rec.get("deleted_at")
-        }
+        version = self.options.version
+        if version >= POST_INVENTORY_FROM:
+            records: Iterator[dict[str, Any]] = (r for page in self._posted_pages(None, product_id) for r in page)
+        else:
+            records = self.inventory_records(f"/api/{version}/inventory/{product_id}")
+        return {rec["outlet_id"]: _quantity(rec) for rec in records if not rec.get("deleted_at")}
 
     # --- batching -----------------------------------------------------------------------------
 
-    def batches(self, ops: Sequence[Operation]) -> list[list[Operation]]:
-        """Resets of one product share a PUT; everything else goes alone.
+    def native(self, op: Operation) -> bool:
+        """Whether an adjustment goes through stock_adjustments (not a consignment)."""
+        return op.kind is OpKind.ADJUST and op.legs[0].change != 0 and self.options.adjust_via == "stock_adjustments" \
+            and self.reason(op).name not in (RECEIPT, RETURN)
 
-        A reset joins an earlier group of its product only while no other operation on that
-        product came in between, so absolute writes never jump over a delta on the same item.
+    def reason(self, op: Operation) -> Reason:
+        return self.op_reasons.get(op.id) or self.options.reasons.for_change(op.location, op.legs[0].change)
+
+    def batches(self, ops: Sequence[Operation]) -> list[list[Operation]]:
+        """Resets of one product share a PUT; stock adjustments share a call (up to 1000);
+        everything else goes alone.
+
+        An operation joins an earlier group only while no other operation on its product came
+        in between, so absolute writes never jump over a delta on the same item (nor deltas
+        over a reset).
         """
         out: list[list[Operation]] = []
         open_groups: dict[str, list[Operation]] = {}
+        calls: list[Operation] | None = None
+        since: set[str] = set()  # items of operations placed after the open adjustment call
         for op in ops:
+            if self.native(op):
+                if calls is None or len(calls) >= MAX_PER_CALL or op.item in since:
+                    calls, since = [], set()
+                    out.append(calls)
+                calls.append(op)
+                open_groups.pop(op.item, None)
+                continue
+            since.add(op.item)
             group = open_groups.get(op.item)
             if op.kind is not OpKind.RESET:
                 open_groups.pop(op.item, None)
@@ -214,6 +289,12 @@ class XSeriesConnector(Connector):
             return []
         if all(op.kind is OpKind.RESET for op in batch):
             return self._put_inventory(batch)
+        if all(self.native(op) for op in batch):
+            try:
+                planned = [self.planned(op) for op in batch]
+            except NotSupported as exc:
+                return [OpResult(op.id, Outcome.FAILED, error=str(exc)) for op in batch]
+            return self.adjustments.send(planned)
         results = []
         for op in batch:
             results.extend(self._put_inventory([op]) if op.kind is OpKind.RESET else [self._execute_one(op)])
@@ -222,7 +303,8 @@ class XSeriesConnector(Connector):
     def _execute_one(self, op: Operation) -> OpResult:
         try:
             if op.kind is OpKind.ADJUST:
-                return self.consignments.adjust(op, self.product_id(op), self.outlet_id(op, op.location))
+                return self.consignments.adjust(op, self.product_id(op), self.outlet_id(op, op.location),
+                                                self.options.supplier_id)
             if op.kind is OpKind.MOVE:
                 source, dest = (self.outlet_id(op, leg.location) for leg in op.legs)
                 return self.consignments.move(op, self.product_id(op), source, dest)
@@ -233,6 +315,9 @@ class XSeriesConnector(Connector):
         except VendorRejected as exc:
             return rejected(op, exc)
         raise NotSupported(f"operation {op.id}: X-Series cannot execute a {op.kind.value} operation")
+
+    def planned(self, op: Operation) -> Planned:
+        return Planned(op, self.product_id(op), self.outlet_id(op, op.location), self.reason(op))
 
     def _put_inventory(self, batch: Sequence[Operation]) -> list[OpResult]:
         product_id = self.product_id(batch[0])
@@ -251,6 +336,9 @@ class XSeriesConnector(Connector):
                 # position does not fail its neighbours (a refused PUT wrote nothing).
                 return [result for op in batch for result in self._put_inventory([op])]
             return [rejected(op, exc) for op in batch]
+        problem = planning.product_answer_problem(response, product_id)
+        if problem:
+            return [OpResult(op.id, Outcome.FAILED, response.text, error=problem) for op in batch]
         after = _amounts_in(response)
         return [
             OpResult(op.id, Outcome.APPLIED, response.text, actual_after=_after_for(op, after, self.ctx))
@@ -262,7 +350,8 @@ class XSeriesConnector(Connector):
         response = self.http.request(
             "PUT", f"/api/2.1/products/{product_id}", json={"common": {"track_inventory": False}}, idempotent=True
         )
-        return OpResult(op.id, Outcome.APPLIED, response.text)
+        problem = planning.product_answer_problem(response, product_id)
+        return OpResult(op.id, Outcome.FAILED if problem else Outcome.APPLIED, response.text, error=problem)
 
     def _write_settings(self, op: Operation) -> OpResult:
         """Reorder settings; ``current_amount`` is required by the vendor, so the live amount is
@@ -284,11 +373,16 @@ class XSeriesConnector(Connector):
         response = self.http.request(
             "PUT", f"/api/2.1/products/{product_id}", json={"details": {"inventory": [line]}}, idempotent=True
         )
+        problem = planning.product_answer_problem(response, product_id)
+        if problem:
+            return OpResult(op.id, Outcome.FAILED, response.text, error=problem)
         return OpResult(op.id, Outcome.APPLIED, response.text, actual_after=_after_for(op, _amounts_in(response), self.ctx))
 
     # --- verify -------------------------------------------------------------------------------
 
     def verify(self, op: Operation) -> Verification:
+        if self.native(op):
+            return self.adjustments.verify(op, self.planned(op))
         if op.kind in (OpKind.ADJUST, OpKind.MOVE):
             return self.consignments.verify(op)
         if op.kind is OpKind.RESET:
@@ -296,6 +390,82 @@ class XSeriesConnector(Connector):
             applied = live.get(self.outlet_id(op, op.location)) == op.legs[0].expected
             return Verification.APPLIED if applied else Verification.NOT_APPLIED
         return Verification.UNKNOWN
+
+
+    # --- planning ----------------------------------------------------------------------------------
+
+    def mark(self, ops: Sequence[Operation], sources: Mapping[str, str]) -> str | None:
+        """The adjustment listing's cursor at plan time: versions are global and only grow
+        (x-series-api.lightspeedhq.com/docs/pagination), so every adjustment this plan's apply
+        makes lists after it, and every earlier one at or before it, whatever happens to the
+        process that sends. The read's highest version bounds it from below, so only the few
+        adjustments listed after that are read (an adjustment may be numbered after the stock
+        record it moved). None when the listing cannot be read (verification then searches it
+        all, or says in doubt)."""
+        if self.options.adjust_via != "stock_adjustments":
+            return None
+        # Per stock file reasons are decided here, from the files the plan's positions come from.
+        self.op_reasons = {
+            op.id: reason for op in ops if op.kind is OpKind.ADJUST and op.legs[0].change and op.id in sources
+            and (reason := self.options.reasons.for_change(op.location, op.legs[0].change, sources[op.id]))
+            != self.options.reasons.for_change(op.location, op.legs[0].change)
+        }
+        self.op_files = {op_id: sources[op_id] for op_id in self.op_reasons}
+        native = any(self.native(op) for op in ops)
+        if not native and not self.op_reasons:
+            return None  # nothing will be sent as a stock adjustment, no reason chosen by file
+        cursor = None
+        try:
+            cursor = self.adjustments.cursor_from(self.seen_version) if native else None
+        except VendorRejected as exc:
+            self.listing_refused = exc
+        except VendorError:
+            pass
+        # The reasons go with it: the apply records the reasons the plan showed, even if
+        # reconciler.yaml changed in between.
+        return orjson.dumps({"adjustments_after": cursor, "reasons": self.options.reasons.raw(),
+                             "operations": {i: r.text() for i, r in self.op_reasons.items()}}).decode()
+
+    def resume_from(self, mark: str | None) -> None:
+        try:
+            saved = orjson.loads(mark) if mark else None
+        except orjson.JSONDecodeError:
+            saved = None
+        if not isinstance(saved, dict):
+            return
+        if isinstance(saved.get("adjustments_after"), int):
+            self.adjustments.floor = saved["adjustments_after"]
+        if isinstance(saved.get("reasons"), dict):
+            reasons = planning.reason_policy(self.ctx.name, saved["reasons"])
+            self.options = dataclasses.replace(self.options, reasons=reasons)
+        chosen = saved.get("operations")
+        if isinstance(chosen, dict):  # op id -> the reason the plan showed for it
+            self.op_reasons = {op_id: reason for op_id, text in chosen.items()
+                               if (reason := reason_from_text(text)) is not None}
+
+    def estimate(self, ops: Sequence[Operation]) -> Estimate:
+        return planning.estimate(self, ops)
+
+    def plan_problems(self, ops: Sequence[Operation], kept: Collection[tuple[str, str]]) -> list[Problem]:
+        problems = planning.family_problems(self, ops, kept)
+        if self.listing_refused is not None and any(self.native(op) for op in ops):
+            refused = self.listing_refused
+            problems.append(Problem(
+                f"target {self.ctx.name!r}: the plan adjusts stock through stock_adjustments, but X-Series refused "
+                f"to list them (HTTP {refused.status}: {refused.body or refused.message}); the token needs the "
+                "inventory:write scope",
+                hint="Give the token inventory:write, or set options.adjust_via: consignments for this target."))
+        return problems
+
+
+def _version_hint(exc: VendorRejected, version: str) -> VendorRejected:
+    """A 405 on a dated GET /inventory: the version reached its end of life and is served by a
+    newer one, where /inventory is a POST (docs/versioning-strategy, 2026-04 release notes)."""
+    if exc.status != 405:
+        return exc
+    return VendorRejected(exc.message, status=exc.status, body=exc.body, hint=(
+        f"X-Series serves an end-of-life dated version by the oldest supported one; API {version} may have "
+        f"reached its end of life. Set options.inventory_api_version to {POST_INVENTORY_FROM} or later."))
 
 
 def reorder_fields(settings: Settings | None) -> dict[str, int]:
@@ -321,7 +491,11 @@ def _page_size(ctx: TargetContext) -> int:
 
 
 def _quantity(rec: Mapping[str, Any]) -> int:
+    """The level as the vendor holds it; negative levels (stock owed to fulfilments before
+    2026-04) are read as they are. 2026-04 names it ``current_inventory_level``."""
     value = rec.get("current_amount")
+    if value is None:
+        value = rec.get("current_inventory_level")
     if value is None:
         value = rec.get("inventory_level")
     return int(round(float(value or 0)))

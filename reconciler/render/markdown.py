@@ -150,6 +150,10 @@ def render_markdown(plan: Plan, limit: int = GITHUB_COMMENT_LIMIT) -> str:
     out.add(head[: limit - _RESERVE])
     # Warnings before the table: a reviewer must see them even when the table is long.
     _add_warnings(out, plan)
+    for note in plan.notes[:_MAX_WARNINGS]:  # what applying costs (requests, time) and records
+        out.add(f"- {_cell(note)}\n", reserve=_RESERVE * 2)
+    if plan.notes:
+        out.add("\n")
     _add_summary(out, summary)
     _add_details(out, plan)
     return out.text()

@@ -126,6 +126,8 @@ def _header(console: Console, plan: Plan, summary: Summary) -> None:
     )
     for warning in plan.warnings:
         console.print(Text(f"warning: {warning}", style="bold yellow"))
+    for note in plan.notes:
+        console.print(Text(f"note: {note}", style="dim"))
 
 
 def _location_table(summary: Summary, rows: int = MAX_LOCATION_ROWS) -> Table:

@@ -253,6 +253,13 @@ def upgrade_inventory(conn: sqlite3.Connection) -> bool:
     return True
 
 
+def add_family_column(conn: sqlite3.Connection) -> None:
+    """State files from before families were modelled get the column (NULL: not a variant)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(xs_products)")}
+    if "variant_parent_id" not in columns:
+        conn.execute("ALTER TABLE xs_products ADD COLUMN variant_parent_id TEXT")
+
+
 class RateBudget:
     """X-Series' fixed request budget per window (300 x registers + 50 per 300 s).
 

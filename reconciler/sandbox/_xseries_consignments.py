@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from reconciler.errors import ConfigError, Problem
 from reconciler.sandbox._xseries_common import Cursor, XsError, collection, decimal_string, json_body, unwrap
 
 if TYPE_CHECKING:
@@ -47,6 +48,25 @@ NO_LINE_DELETE = {
 }
 OPTIONAL_TEXT = ("due_at", "supplier_id", "reference", "supplier_invoice", "consignment_date")
 BULK_LIMIT = 500  # the docs advise at most 500 lines per call; enforced here (an assumption)
+# Switches for behaviour the vendor does not document (docs/sandboxes/xseries.md), first = default:
+# - open_line_received: a single-line POST/PUT carrying ``received`` on an OPEN SUPPLIER order.
+#   Documented: only a SENT order is auto-dispatched by it, and in OPEN "only count is updated",
+#   so ``received`` is most likely dropped ("drop"); it might be refused ("reject"); the old
+#   sandbox dispatched it like the bulk endpoint ("dispatch", lenient, not what the docs say).
+# - partial_status_put: a consignment PUT without name, outlet_id and type (the spec's required
+#   fields). Refused by default ("reject"); a live client's partial STOCKTAKE PUT was accepted,
+#   so "accept" models that reading.
+SWITCHES = {"open_line_received": ("drop", "reject", "dispatch"), "partial_status_put": ("reject", "accept")}
+REQUIRED_PUT_FIELDS = ("name", "outlet_id", "type")
+
+
+def switch_value(name: str, value: str) -> str:
+    """A switch's value, or a ConfigError naming the switch and its values."""
+    allowed = SWITCHES[name]
+    if value not in allowed:
+        raise ConfigError([Problem(f"the xseries sandbox option {name} must be one of {', '.join(allowed)}, "
+                                   f"got {value!r}", "options")])
+    return value
 
 
 @dataclass
@@ -63,8 +83,11 @@ class Line:
 class ConsignmentAPI:
     """Handlers for ``/api/2.0/consignments...``; state lives in the simulator's database."""
 
-    def __init__(self, sim: XSeriesSimulator) -> None:
+    def __init__(self, sim: XSeriesSimulator, open_line_received: str = "drop",
+                 partial_status_put: str = "reject") -> None:
         self.sim = sim
+        self.open_line_received = open_line_received
+        self.partial_status_put = partial_status_put
 
     def route_table(self) -> list[tuple[str, Handler, list[str]]]:
         base = "/api/2.0/consignments"
@@ -150,6 +173,7 @@ class ConsignmentAPI:
             raise XsError(422, f"type must be one of {', '.join(TYPES)}; got {ctype!r}")
         if ctype == "STOCKTAKE":
             raise XsError(422, "STOCKTAKE consignments are not supported by this sandbox")
+        self.sim.require_scope("consignments:write:stock_transfer" if ctype == "OUTLET" else "consignments:write:stock_order")
         status = data.get("status", "OPEN")
         if status not in CREATE_STATUSES[ctype]:
             raise XsError(422, f"A {ctype} consignment cannot be created as {status!r}; "
@@ -194,6 +218,10 @@ class ConsignmentAPI:
         data = _object(unwrap(await json_body(request)), "consignment")
         if row["status"] in FINAL:
             raise XsError(422, f"A {row['status']} consignment cannot be edited")
+        missing = [name for name in REQUIRED_PUT_FIELDS if name not in data]
+        if missing and self.partial_status_put == "reject":
+            raise XsError(422, f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} required: send "
+                               "name, outlet_id and type (and supplier_id / source_outlet_id when set) with the status")
         if "type" in data and data["type"] != row["type"]:
             raise XsError(422, f"The type of a consignment cannot change (it is {row['type']})")
         fields = _optional_text(data)
@@ -201,7 +229,8 @@ class ConsignmentAPI:
             if not isinstance(data["name"], str) or not data["name"]:
                 raise XsError(422, "name must be a non-empty string")
             fields["name"] = data["name"]
-        if "outlet_id" in data or "source_outlet_id" in data:
+        # The documented PUT repeats outlet_id (and source_outlet_id): only a change is refused.
+        if any(name in data and data[name] != row[name] for name in ("outlet_id", "source_outlet_id")):
             if row["status"] != "OPEN":
                 raise XsError(422, "outlet_id and source_outlet_id can only change while the consignment is OPEN")
             fields.update(self._outlets({**dict(row), **data}, row["type"], required=True))
@@ -276,7 +305,7 @@ class ConsignmentAPI:
         self._check_lines_editable(row)
         if line.product_id in self._lines(row["id"]):
             raise XsError(422, f"Product {line.product_id} is already in this consignment; use PUT to change it")
-        self._write_lines(row, [line], accumulate=False)
+        self._write_lines(row, [self._single_line(row, line)], accumulate=False, bulk=False)
         return JSONResponse({"data": self._line_body(self._lines(row["id"])[line.product_id])})
 
     async def _update_line(self, request: Request) -> Response:
@@ -287,7 +316,7 @@ class ConsignmentAPI:
         self._check_lines_editable(row)
         if product_id not in self._lines(row["id"]):
             raise XsError(404, f"Product {product_id} is not in consignment {row['id']}")
-        self._write_lines(row, [line], accumulate=False)
+        self._write_lines(row, [self._single_line(row, line)], accumulate=False, bulk=False)
         return JSONResponse({"data": self._line_body(self._lines(row["id"])[product_id])})
 
     async def _delete_line(self, request: Request) -> Response:
@@ -317,7 +346,7 @@ class ConsignmentAPI:
             if not {"count", "received"} & line.fields:
                 raise XsError(422, f"[{i}]: each product needs count or received")
         self._check_lines_editable(row)
-        self._write_lines(row, lines, accumulate=True)
+        self._write_lines(row, lines, accumulate=True, bulk=True)
         stored = self._lines(row["id"])
         result = {}
         for product_id in dict.fromkeys(line.product_id for line in lines):
@@ -341,13 +370,25 @@ class ConsignmentAPI:
         line.fields = frozenset(present)
         return line
 
-    def _write_lines(self, row: sqlite3.Row, lines: list[Line], *, accumulate: bool) -> None:
-        """Store lines in one transaction, with the side effects the spec describes."""
+    def _single_line(self, row: sqlite3.Row, line: Line) -> Line:
+        """A single-line write's ``received`` on an OPEN supplier order (see SWITCHES)."""
+        if row["type"] != "SUPPLIER" or row["status"] != "OPEN" or "received" not in line.fields:
+            return line
+        if self.open_line_received == "reject":
+            raise XsError(422, "received can only be set once the order is SENT (or through /bulk)")
+        if self.open_line_received == "drop":
+            line.received, line.fields = None, line.fields - {"received"}
+        return line
+
+    def _write_lines(self, row: sqlite3.Row, lines: list[Line], *, accumulate: bool, bulk: bool) -> None:
+        """Store lines in one transaction, with the side effects the spec describes: ``received``
+        auto-dispatches a SENT order, and through /bulk an OPEN one too (2024-03 changelog)."""
         stamp = self.sim.now()
+        dispatching = ("OPEN", "SENT") if bulk or self.open_line_received == "dispatch" else ("SENT",)
         with self.sim.db.transaction() as conn:
             for line in lines:
                 self._write_line(conn, row, line, accumulate, stamp)
-            if row["type"] == "SUPPLIER" and row["status"] in ("OPEN", "SENT") and any(
+            if row["type"] == "SUPPLIER" and row["status"] in dispatching and any(
                 "received" in line.fields for line in lines
             ):
                 self._touch(conn, row["id"], {"status": "DISPATCHED"})  # the spec's auto-dispatch

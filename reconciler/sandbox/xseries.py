@@ -12,7 +12,6 @@ from __future__ import annotations
 import hmac
 import json
 import os
-import re
 import sqlite3
 import time
 import uuid
@@ -32,6 +31,7 @@ from reconciler.sandbox._xseries_common import (
     SCHEMA,
     Cursor,
     RateBudget,
+    add_family_column,
     XsError,
     collection,
     http_date,
@@ -43,14 +43,15 @@ from reconciler.sandbox._xseries_common import (
     page_parts,
     upgrade_inventory,
 )
-from reconciler.sandbox._xseries_consignments import ConsignmentAPI
+from reconciler.sandbox._xseries_adjustments import ADJUSTMENTS_SCHEMA, AdjustmentAPI
+from reconciler.sandbox._xseries_consignments import ConsignmentAPI, switch_value
+from reconciler.sandbox._xseries_dated import DatedAPI
 
 Handler = Callable[[Request], Awaitable[Response]]
 
 DEFAULT_RATE_BUDGET = 350  # 300 x 1 register + 50, per 300 s window
 RATE_BUDGET_ENV = "RECONCILER_XSERIES_RATE_BUDGET"
 _KEEP = object()  # an omitted reorder key: keep the stored value
-_DATE_VERSION = re.compile(r"^\d{4}-\d{2}$")
 _ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 MMAP_BYTES = 1 << 30
 
@@ -60,7 +61,7 @@ class XSeriesSimulator(Simulator):
 
     kind = "xseries"
     default_token = "xseries-sandbox-token"
-    schema = SCHEMA
+    schema = SCHEMA + ADJUSTMENTS_SCHEMA
 
     @property
     def app(self) -> Any:
@@ -76,6 +77,10 @@ class XSeriesSimulator(Simulator):
         rate_budget: int | str | None = None,
         rate_window_s: float | str = 300.0,
         clock: Callable[[], float] | None = None,
+        oldest_version: str = "2026-01",
+        open_line_received: str = "drop",
+        partial_status_put: str = "reject",
+        scopes: str | None = None,
     ) -> None:
         # Set before the base class loads fixtures, which needs the clock.
         if clock is not None and not callable(clock):
@@ -86,11 +91,20 @@ class XSeriesSimulator(Simulator):
         # `sandbox serve -o rate_budget=N` passes strings.
         budget = _option_number(rate_budget, "rate_budget", int)
         self.budget = RateBudget(int(budget), _option_number(rate_window_s, "rate_window_s", float), self.clock)
-        self.consignments = ConsignmentAPI(self)
+        self.consignments = ConsignmentAPI(self, switch_value("open_line_received", open_line_received),
+                                           switch_value("partial_status_put", partial_status_put))
+        # The token's OAuth scopes (space or comma separated); None: every scope.
+        self.scopes = None if scopes is None else frozenset(scopes.replace(",", " ").split())
+        self.adjustments = AdjustmentAPI(self)
+        try:
+            self.dated = DatedAPI(self, oldest_version)
+        except ValueError as exc:
+            raise ConfigError([Problem(f"the xseries sandbox option {exc}", "options")]) from exc
         super().__init__(state=state, token=token, fixtures=None, seed=seed)
         # A state file written by older code gets the stored inventory texts before anything else.
         with self.db.transaction() as conn:
             upgrade_inventory(conn)
+            add_family_column(conn)
         # Pages are read through the OS's file cache instead of being copied into SQLite's own
         # (2 MB) cache: a full read of a million records touches ~600 MB (docs/performance.md).
         self.db.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
@@ -127,11 +141,12 @@ class XSeriesSimulator(Simulator):
             ("/api/2.0/outlets/{outlet_id}", self._get_outlet, ["GET"]),
             ("/api/2.0/products", self._list_products, ["GET"]),
             ("/api/2.0/products/{product_id}", self._get_product, ["GET"]),
-            ("/api/2.0/products/{product_id}/inventory", self._product_inventory, ["GET"]),
-            ("/api/{api_version}/inventory/{product_id}", self._dated_product_inventory, ["GET"]),
+            ("/api/2.0/products/{product_id}/inventory", self.product_inventory, ["GET"]),
             ("/api/2.0/inventory", self._list_inventory, ["GET"]),
             ("/api/2.1/products/{product_id}", self._put_product, ["PUT"]),
             *self.consignments.route_table(),
+            *self.adjustments.route_table(),
+            *self.dated.route_table(),
         ]
         routes: list[BaseRoute] = [Route("/_sandbox/rate", self._rate_control, methods=["GET", "PUT", "POST"])]
         for path, handler, methods in table:
@@ -195,10 +210,12 @@ class XSeriesSimulator(Simulator):
                 product_id = _fixture_id(item.get("id"), f"items[{i}].id")
                 conn.execute(
                     "INSERT OR IGNORE INTO xs_products (id, sku, name, track_inventory, created_at, updated_at,"
-                    " version) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    " version, variant_parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (product_id, item.get("sku"), str(item.get("name") or product_id),
-                     int(bool(item.get("track_inventory", True))), stamp, stamp, self.version_step(conn)),
+                     int(bool(item.get("track_inventory", True))), stamp, stamp, self.version_step(conn),
+                     item.get("variant_parent_id")),
                 )
+            self.adjustments.load_custom_reasons(conn, list(fixtures.get("custom_reasons") or []))
             for i, entry in enumerate(fixtures.get("stock") or []):
                 self._load_stock_fixture(conn, i, entry)
 
@@ -273,6 +290,12 @@ class XSeriesSimulator(Simulator):
 
     # --- catalog ------------------------------------------------------------------------------
 
+    def require_scope(self, scope: str) -> None:
+        """403 when the token lacks ``scope`` (x-series-api.lightspeedhq.com/docs/scopes; the
+        answer's body is ASSUMED: the docs do not show it)."""
+        if self.scopes is not None and scope not in self.scopes:
+            raise XsError(403, f"Forbidden: this token lacks the {scope} scope")
+
     def product_row(self, product_id: str) -> sqlite3.Row | None:
         rows = self.db.query("SELECT * FROM xs_products WHERE id = ? AND deleted_at IS NULL", (product_id,))
         return rows[0] if rows else None
@@ -302,18 +325,18 @@ class XSeriesSimulator(Simulator):
         sku = request.query_params.get("sku")
         if sku is not None:  # the spec: every other parameter is ignored when sku is given
             rows = self.db.query("SELECT * FROM xs_products WHERE sku = ? AND deleted_at IS NULL", (sku,))
-            return JSONResponse(collection([_product_body(r) for r in rows]))
+            return JSONResponse(collection([product_body(r) for r in rows]))
         cursor = Cursor.from_request(request)
         where, params = cursor.where()
         rows = self.db.query(
             f"SELECT * FROM xs_products WHERE {where} AND deleted_at IS NULL ORDER BY version LIMIT ?",
             [*params, cursor.page_size],
         )
-        return JSONResponse(collection([_product_body(r) for r in rows]))
+        return JSONResponse(collection([product_body(r) for r in rows]))
 
     async def _get_product(self, request: Request) -> Response:
         row = self._require_product(request.path_params["product_id"])
-        return JSONResponse({"data": _product_body(row)})
+        return JSONResponse({"data": product_body(row)})
 
     def _require_product(self, product_id: str) -> sqlite3.Row:
         row = self.product_row(product_id)
@@ -323,7 +346,7 @@ class XSeriesSimulator(Simulator):
 
     # --- inventory read ----------------------------------------------------------------------
 
-    def _inventory_page(self, request: Request, product_id: str | None) -> Response:
+    def inventory_page(self, request: Request, product_id: str | None) -> Response:
         cursor = Cursor.from_request(request)
         where, params = cursor.where()
         if product_id is not None:
@@ -342,17 +365,12 @@ class XSeriesSimulator(Simulator):
         return JSONResponse(collection([inventory_body(r) for r in rows]))
 
     async def _list_inventory(self, request: Request) -> Response:
-        return self._inventory_page(request, None)
+        return self.inventory_page(request, None)
 
-    async def _product_inventory(self, request: Request) -> Response:
+    async def product_inventory(self, request: Request) -> Response:
         product_id = request.path_params["product_id"]
         self._require_product(product_id)
-        return self._inventory_page(request, product_id)
-
-    async def _dated_product_inventory(self, request: Request) -> Response:
-        if not _DATE_VERSION.match(request.path_params["api_version"]):
-            return await self._not_found(request)
-        return await self._product_inventory(request)
+        return self.inventory_page(request, product_id)
 
     # --- direct update (seed 000) ---------------------------------------------------------------
 
@@ -375,7 +393,7 @@ class XSeriesSimulator(Simulator):
         inventory = self.db.query(
             "SELECT * FROM xs_inventory WHERE product_id = ? AND deleted_at IS NULL ORDER BY outlet_id", (product_id,)
         )
-        return JSONResponse({"data": {**_product_body(row), "inventory": [inventory_body(r) for r in inventory]}})
+        return JSONResponse({"data": {**product_body(row), "inventory": [inventory_body(r) for r in inventory]}})
 
     def _parse_inventory(self, details: Any) -> list[dict[str, Any]]:
         """Validate every inventory element before anything is written."""
@@ -437,17 +455,33 @@ class XSeriesSimulator(Simulator):
         conn.execute(f"UPDATE xs_inventory SET {', '.join(sets)} {where}", [*params, *key])
 
     def _set_tracking(self, conn: sqlite3.Connection, product_id: str, track: bool) -> None:
-        """Stopping tracking retires the product's inventory records (visible as deleted_at)."""
+        """``common`` updates the whole product family ("for variants, this will update the
+        fields to all variants in the family", 2026-07 spec ProductUpdate21Request): tracking
+        changes for every variant at every outlet. Stopping retires the inventory records
+        (visible as deleted_at)."""
         stamp = self.now()
-        conn.execute(
-            "UPDATE xs_products SET track_inventory = ?, updated_at = ?, version = ? WHERE id = ?",
-            (int(track), stamp, self.version_step(conn), product_id),
-        )
-        for (record_id,) in conn.execute("SELECT id FROM xs_inventory WHERE product_id = ?", (product_id,)).fetchall():
+        family = self.family_of(conn, product_id)
+        marks = ",".join("?" * len(family))
+        for member in family:
+            conn.execute(
+                "UPDATE xs_products SET track_inventory = ?, updated_at = ?, version = ? WHERE id = ?",
+                (int(track), stamp, self.version_step(conn), member),
+            )
+        records = conn.execute(f"SELECT id FROM xs_inventory WHERE product_id IN ({marks})", family).fetchall()
+        for (record_id,) in records:
             conn.execute(
                 "UPDATE xs_inventory SET deleted_at = ?, version = ? WHERE id = ?",
                 (None if track else stamp, self.version_step(conn), record_id),
             )
+
+
+    @staticmethod
+    def family_of(conn: sqlite3.Connection, product_id: str) -> list[str]:
+        """Every product of ``product_id``'s family: its parent and all the parent's variants."""
+        row = conn.execute("SELECT variant_parent_id FROM xs_products WHERE id = ?", (product_id,)).fetchone()
+        root = (row[0] if row else None) or product_id
+        members = conn.execute("SELECT id FROM xs_products WHERE id = ? OR variant_parent_id = ?", (root, root))
+        return sorted({product_id, *(m[0] for m in members)})
 
 
 class PartsResponse(Response):
@@ -552,8 +586,9 @@ def _outlet_body(row: sqlite3.Row) -> dict[str, Any]:
     return {"id": row["id"], "name": row["name"], "version": row["version"], "deleted_at": row["deleted_at"]}
 
 
-def _product_body(row: sqlite3.Row) -> dict[str, Any]:
+def product_body(row: sqlite3.Row) -> dict[str, Any]:
     tracked = bool(row["track_inventory"])
+    parent = row["variant_parent_id"] if "variant_parent_id" in row.keys() else None
     return {
         "id": row["id"],
         "name": row["name"],
@@ -564,6 +599,7 @@ def _product_body(row: sqlite3.Row) -> dict[str, Any]:
         "has_inventory": tracked,
         "track_inventory": tracked,
         "is_composite": False,
+        "variant_parent_id": parent,
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
         "deleted_at": row["deleted_at"],

@@ -42,6 +42,8 @@ def test_an_unreadable_answer_to_a_consignment_is_verified_not_resent(
 ) -> None:
     monkeypatch.delenv("RECONCILER_STATE", raising=False)
     repo = e2e_repo(tmp_path / "repo", "https://xs.example.test")
+    config = repo / "reconciler.yaml"  # the consignment path (stock adjustments: tests/connectors/test_xseries_adjust.py)
+    config.write_text(config.read_text() + "    options: {adjust_via: consignments}\n")
     plain = {"xs": sim.wsgi_transport()}
     assert apply_saved_plan(repo, plan_project(repo, env=E2E_ENV, transports=plain), env=E2E_ENV, transports=plain).ok
     write_locations(repo, {"TEE": 13, "CAP": 3}, {"TEE": 4, "MUG": 2})  # +3 TEE at oslo: a SUPPLIER consignment

@@ -272,7 +272,7 @@ def test_a_body_that_is_not_json_is_a_vendor_error_naming_the_request() -> None:
     finally:
         conn.close(), server.shutdown(), server.server_close()
     message = str(info.value)
-    assert f"GET {url}/api/2.0/inventory?after=7&page_size=5 on target 'xs'" in message
+    assert f"GET {url}/api/2026-01/inventory?after=7&page_size=5 on target 'xs'" in message
     assert "HTTP 200, text/html" in message and "is not JSON" in message and "<html>Sign in again" in message
     assert "reconciler.yaml" in message and TOKEN not in message + (info.value.body or "")
     assert isinstance(info.value.__cause__, ValueError) and not prefetch_threads()

@@ -300,7 +300,10 @@ def xs_create(client: httpx.Client, **fields: Any) -> dict[str, Any]:
 
 
 def xs_status(client: httpx.Client, cid: str, status: str) -> httpx.Response:
-    return client.put(f"/api/2.0/consignments/{cid}", json={"data": {"status": status}})
+    """A status PUT as documented: name, outlet_id, type (and the set outlet/supplier ids) with it."""
+    current = client.get(f"/api/2.0/consignments/{cid}").json()["data"]
+    keep = {k: current[k] for k in ("name", "outlet_id", "type", "source_outlet_id", "supplier_id") if current.get(k)}
+    return client.put(f"/api/2.0/consignments/{cid}", json={"data": {**keep, "status": status}})
 
 
 def test_supplier_order_receives_stock(xs_sim: XSeriesSimulator, xs_http: httpx.Client) -> None:
@@ -380,13 +383,15 @@ def test_illegal_consignment_changes_are_rejected(
         return
     cid = response.json()["data"]["id"]
     for step in steps:
-        if step in ("line", "received"):
-            line = {"product_id": PRODUCT, "count": 2, **({"received": 2} if step == "received" else {})}
-            xs_http.post(f"/api/2.0/consignments/{cid}/products", json=line)
+        if step == "line":
+            xs_http.post(f"/api/2.0/consignments/{cid}/products", json={"product_id": PRODUCT, "count": 2})
+        elif step == "received":  # through /bulk, which dispatches an OPEN order (2024-03 changelog)
+            xs_http.post(f"/api/2.0/consignments/{cid}/bulk", json=[{"product_id": PRODUCT, "count": 2, "received": 2}])
         else:
             assert xs_status(xs_http, cid, step).status_code == 200
     before, stock = xs_http.get(f"/api/2.0/consignments/{cid}").json(), xs_sim.inspect_stock()
-    refused = xs_http.put(f"/api/2.0/consignments/{cid}", json=bad_body)
+    full = {"name": "x", "outlet_id": OUTLET, "type": create["type"], **bad_body}  # the documented PUT fields
+    refused = xs_http.put(f"/api/2.0/consignments/{cid}", json=full)
     assert refused.status_code == 422 and fragment in refused.json()["error"]
     assert xs_http.get(f"/api/2.0/consignments/{cid}").json() == before
     assert xs_sim.inspect_stock() == stock

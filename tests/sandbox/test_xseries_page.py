@@ -123,13 +123,17 @@ def _consignment(http: httpx.Client, **fields: Any) -> str:
 
 
 def _status(http: httpx.Client, cid: str, status: str) -> None:
-    response = http.put(f"/api/2.0/consignments/{cid}", json={"data": {"status": status}})
+    current = http.get(f"/api/2.0/consignments/{cid}").json()["data"]
+    keep = {k: current[k] for k in ("name", "outlet_id", "type", "source_outlet_id") if current.get(k)}
+    response = http.put(f"/api/2.0/consignments/{cid}", json={"data": {**keep, "status": status}})
     assert response.status_code == 200, response.text
 
 
 def test_consignments_received_and_sent(sim: XSeriesSimulator, http: httpx.Client) -> None:
     supplier = _consignment(http, outlet_id=OUT_A, type="SUPPLIER")
-    http.post(f"/api/2.0/consignments/{supplier}/products", json={"product_id": P1, "count": 10, "received": 7})
+    http.post(f"/api/2.0/consignments/{supplier}/products", json={"product_id": P1, "count": 10})
+    _status(http, supplier, "SENT")
+    http.put(f"/api/2.0/consignments/{supplier}/products/{P1}", json={"received": 7})  # auto-DISPATCHED
     _status(http, supplier, "RECEIVED")
     # a transfer creates the receiving record on its first stock (P2 has none at OUT_B)
     transfer = _consignment(http, outlet_id=OUT_B, source_outlet_id=OUT_A, type="OUTLET")
