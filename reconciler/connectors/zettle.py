@@ -34,7 +34,8 @@ from reconciler.connectors._http import VendorHTTP
 from reconciler.connectors._zettle_api import Answer, Live, Move, Step, WriteAnswer, ZettleApi, store_choice
 from reconciler.connectors._zettle_v2 import V2Api
 from reconciler.connectors._zettle_v3 import V3Api
-from reconciler.connectors.base import Connector, OpResult, Outcome, TargetContext, Verification
+from reconciler.connectors import _zettle_library
+from reconciler.connectors.base import CatalogueItem, Connector, VendorLocation, OpResult, Outcome, TargetContext, Verification
 from reconciler.errors import ConfigError, NotSupported, Problem, VendorError
 from reconciler.model import Capabilities, OpKind, Operation, Record, Settings
 
@@ -94,6 +95,12 @@ class ZettleConnector(Connector):
 
     def close(self) -> None:
         self.http.close()
+
+    def catalogue(self) -> list[CatalogueItem]:
+        return _zettle_library.catalogue(self.http, self.ctx.name)
+
+    def locations(self) -> list[VendorLocation]:
+        return _zettle_library.locations()
 
     def _location_name(self) -> str:
         return next(iter(self.ctx.location_ids))
