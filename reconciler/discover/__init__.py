@@ -110,7 +110,9 @@ def discover(
     loc_rows = None
     if vendor_locations is not None:
         descriptions = {name: loc.description for name, loc in project.config.locations.items()}
-        loc_rows = match_locations(dict(config.locations), vendor_locations, add=add, descriptions=descriptions)
+        # Every canonical location the target does not map yet is looked for by name.
+        configured = {name: config.locations.get(name) for name in project.config.locations}
+        loc_rows = match_locations(configured, vendor_locations, add=add, descriptions=descriptions)
     result = DiscoverResult(target, by, source, rows, loc_rows, len(items), unkeyed(items, by), write=write)
     if write:
         result.written = write_files(project.root, target, rows, loc_rows or [])
