@@ -31,7 +31,7 @@ import httpx
 
 from reconciler.auth import bearer_auth
 from reconciler.connectors._http import VendorHTTP
-from reconciler.connectors._zettle_api import Answer, Live, Move, Step, WriteAnswer, ZettleApi, store_choice
+from reconciler.connectors._zettle_api import Answer, Live, Move, Step, WriteAnswer, ZettleApi, check_options, store_choice
 from reconciler.connectors._zettle_v2 import V2Api
 from reconciler.connectors._zettle_v3 import V3Api
 from reconciler.connectors import _zettle_library
@@ -371,7 +371,10 @@ def _changed(before: Live, now: Live, variant: str) -> bool | None:
 
 
 def _api_version(ctx: TargetContext) -> str:
-    store_choice(ctx)  # checks the options and the location id
+    if ctx.location_ids:
+        store_choice(ctx)  # checks the options and the location id
+    else:
+        check_options(ctx)  # made only to list the catalogue (init --from): no location mapped yet
     return str(ctx.options.get("api_version", "v3")).strip().lower()
 
 

@@ -1,0 +1,72 @@
+"""``reconciler init --from`` over real HTTP to the X-Series and Zettle sandboxes: the new
+repository validates, holds today's live stock, and its first plan shows no changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import yaml
+
+from cli_kit import run_cli
+from discover_kit import BERGEN, OSLO, XS_TOKEN_ENV, ZETTLE_TOKEN_ENV, uid, xs_fixtures
+from reconciler.sandbox._core import ServerThread
+from reconciler.sandbox.xseries import XSeriesSimulator
+from reconciler.sandbox.zettle import ZettleSimulator
+from test_discover_zettle_csv import zettle_fixtures
+
+
+@pytest.fixture
+def xs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServerThread]:
+    monkeypatch.setenv(XS_TOKEN_ENV, XSeriesSimulator.default_token)
+    with ServerThread(XSeriesSimulator(state=tmp_path / "xs.db", fixtures=xs_fixtures(30), rate_budget=0)) as server:
+        yield server
+
+
+def test_init_from_xseries_then_plan_shows_no_changes(tmp_path: Path, xs: ServerThread) -> None:
+    repo = tmp_path / "shop"
+    out = run_cli("init", str(repo), "--from", "xseries", "--url", xs.url, "--name", "xs",
+                  "--credentials-env", XS_TOKEN_ENV)
+    assert out.code == 0, out
+    assert "Adopted 2 position(s)" in out.stdout and "MUG" in out.stdout  # the duplicate SKU is left out, said so
+    config = yaml.safe_load((repo / "reconciler.yaml").read_text())
+    assert config["targets"]["xs"]["locations"] == {"oslo": OSLO, "bergen": BERGEN}
+    catalog = yaml.safe_load((repo / "stock" / "catalog.yaml").read_text())["items"]
+    assert catalog["TEE-S"]["ids"]["xs"] == uid("p", "tee-s") and "MUG" not in catalog and len(catalog) == 35
+    assert yaml.safe_load((repo / "stock" / "oslo.yaml").read_text())["stock"]["xs"] == {"TEE-S": 4}
+    assert yaml.safe_load((repo / "stock" / "bergen.yaml").read_text())["stock"]["xs"] == {"TEE-M": 7}
+    for rel in (".gitignore", ".github/workflows/reconciler-plan.yml", ".github/workflows/reconciler-apply.yml",
+                ".github/scripts/reconciler-state.sh"):
+        assert (repo / rel).exists(), rel
+    assert run_cli("-C", str(repo), "validate").code == 0
+    plan = run_cli("-C", str(repo), "plan", "--detailed-exitcode")
+    assert plan.code == 0, plan  # 0: no changes (2 would be changes)
+    again = run_cli("init", str(repo), "--from", "xseries", "--url", xs.url, "--name", "xs",
+                    "--credentials-env", XS_TOKEN_ENV)
+    assert again.code == 1 and "exists already" in again.stderr
+
+
+def test_init_from_zettle_then_plan_shows_no_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECONCILER_ZETTLE_MAIN_TOKEN", ZettleSimulator.default_token)
+    with ServerThread(ZettleSimulator(state=tmp_path / "z.db", fixtures=zettle_fixtures(3))) as server:
+        repo = tmp_path / "shop"
+        out = run_cli("init", str(repo), "--from", "zettle", "--url", server.url)
+        assert out.code == 0, out
+        config = yaml.safe_load((repo / "reconciler.yaml").read_text())
+        assert config["targets"]["zettle-main"]["locations"] == {"store": "STORE"}
+        assert config["targets"]["zettle-main"]["credentials_env"] == "RECONCILER_ZETTLE_MAIN_TOKEN"
+        stock = yaml.safe_load((repo / "stock" / "store.yaml").read_text())["stock"]["zettle-main"]
+        # tracked variants without stock hold 0 (Zettle lists tracked products; read_stock's rule)
+        assert stock["TEE-S"] == 3 and set(stock.values()) == {0, 3} and "MUG" not in stock
+        assert run_cli("-C", str(repo), "validate").code == 0
+        plan = run_cli("-C", str(repo), "plan", "--detailed-exitcode")
+        assert plan.code == 0, plan
+
+
+def test_init_without_the_token_says_which_variable(tmp_path: Path, xs: ServerThread,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RECONCILER_XSERIES_MAIN_TOKEN", raising=False)
+    out = run_cli("init", str(tmp_path / "shop"), "--from", "xseries", "--url", xs.url)
+    assert out.code == 1 and "RECONCILER_XSERIES_MAIN_TOKEN" in out.stderr
+    assert not (tmp_path / "shop" / "reconciler.yaml").exists()
