@@ -37,15 +37,17 @@ def discover_cmd(ctx: click.Context, target: str, by: str, add: bool, write: boo
 @click.option("--credentials-env", "credentials_env", default=None,
               help="Environment variable holding the token (default RECONCILER_<NAME>_TOKEN).")
 @click.option("--name", "name", default=None, help="The target's name in reconciler.yaml (default: <kind>-main).")
+@click.option("--option", "option_pairs", multiple=True, metavar="KEY=VALUE",
+              help="A target option for reconciler.yaml (repeatable), e.g. page_size=10000 (docs/connectors/).")
 @click.option("--no-state", is_flag=True, help="Write the files only; do not record the positions as applied.")
 @state_option
-def init_cmd(directory: str, kind: str, url: str, credentials_env: str | None, name: str | None, no_state: bool,
-             state_file: str | None) -> None:
+def init_cmd(directory: str, kind: str, url: str, credentials_env: str | None, name: str | None,
+             option_pairs: tuple[str, ...], no_state: bool, state_file: str | None) -> None:
     """Create DIRECTORY as a stock repository holding TARGET's locations, catalogue and today's
     live stock, with the GitHub workflows, and record that stock as applied so the first
     `reconciler plan` shows no changes."""
-    from reconciler.discover._init import init_from
+    from reconciler.discover._init import init_from, parse_options
 
-    result = init_from(directory, kind, url, name=name, credentials_env=credentials_env,
+    result = init_from(directory, kind, url, name=name, credentials_env=credentials_env, options=parse_options(option_pairs),
                        record_state=not no_state, state=state_file, progress=True)
     click.echo(result.summary())

@@ -18,7 +18,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from reconciler.config import load_project
 from reconciler.config._stock import CATALOG_FILE
@@ -89,6 +89,19 @@ def _credential(var: str, env: Mapping[str, str]) -> Secret:
     return Secret(value)
 
 
+def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; values read as YAML scalars (``10000`` is a number, ``v2`` a string)."""
+    import yaml
+
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError([Problem(f"--option {pair!r} is not KEY=VALUE", hint="e.g. --option page_size=10000")])
+        options[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+    return options
+
+
 def default_env_name(name: str) -> str:
     return "RECONCILER_" + re.sub(r"[^A-Z0-9]+", "_", name.upper()).strip("_") + "_TOKEN"
 
@@ -96,7 +109,8 @@ def default_env_name(name: str) -> str:
 def init_from(
     directory: str | Path, kind: str, url: str, *, name: str | None = None, credentials_env: str | None = None,
     record_state: bool = True, state: str | None = None, progress: bool | Progress = False,
-    env: Mapping[str, str] | None = None, transports: Transports | None = None,
+    options: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None,
+    transports: Transports | None = None,
 ) -> InitResult:
     started = time.monotonic()
     root = Path(directory)
@@ -109,7 +123,7 @@ def init_from(
     var = credentials_env or default_env_name(name)
     environ = os.environ if env is None else env
     with _Bar(progress) as bar:
-        ctx = TargetContext(name, kind, url.rstrip("/"), _credential(var, environ), {}, {})
+        ctx = TargetContext(name, kind, url.rstrip("/"), _credential(var, environ), {}, {}, options=dict(options or {}))
         with ExitStack() as stack:
             conn = cls(ctx, transport=(transports or {}).get(name))
             stack.callback(conn.close)
@@ -121,7 +135,7 @@ def init_from(
         item_rows = [r for r in match_items({}, items, add=True) if r.status in (Status.ADDED, Status.AMBIGUOUS)]
         result = InitResult(root, name, loc_rows, item_rows, len(items), unkeyed(items))
         root.mkdir(parents=True, exist_ok=True)
-        result.files += _write_scaffold(root, kind, url, name, var, loc_rows, item_rows)
+        result.files += _write_scaffold(root, kind, url, name, var, loc_rows, item_rows, options or {})
         bar.step("wrote reconciler.yaml and the catalogue")
         result.imported = _import(root, name, state, record_state, env, transports, bar)
     result.seconds = time.monotonic() - started
@@ -129,7 +143,7 @@ def init_from(
 
 
 def _write_scaffold(root: Path, kind: str, url: str, name: str, var: str, loc_rows: list[Row],
-                    item_rows: list[Row]) -> list[str]:
+                    item_rows: list[Row], options: Mapping[str, Any]) -> list[str]:
     locations = "".join(f"  {_key(r.key)}: {{description: {json.dumps(r.note)}}}\n" for r in loc_rows)
     mapped = "".join(f"      {_key(r.key)}: {json.dumps(r.found)}\n" for r in loc_rows)
     locations = locations or "  {}\n"
@@ -139,6 +153,7 @@ def _write_scaffold(root: Path, kind: str, url: str, name: str, var: str, loc_ro
               "defaults:\n  strategy: merge                    # sales made since the last apply survive\n\n"
               f"locations:\n{locations}\n"
               f"targets:\n  {name}:\n    kind: {kind}\n    url: {url}\n    credentials_env: {var}\n"
+              + (f"    options: {json.dumps(dict(options))}\n" if options else "") +
               f"    locations:                       # canonical name -> the vendor's location id\n{mapped}")
     files = {CONFIG_FILE: config, CATALOG_FILE: _catalog(name, kind, item_rows), ".gitignore": GITIGNORE,
              "plans/.gitkeep": ""}
