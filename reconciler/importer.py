@@ -31,6 +31,7 @@ from reconciler.workflow import Transports, open_connectors, open_store, who
 
 IMPORT_LOCK_TTL_S = 300.0
 IMPORT_BEGIN_ATTEMPTS = 3  # see _begin_import
+OUTCOME_CHUNK = 20_000  # positions recorded as applied per state transaction
 
 
 @dataclass
@@ -297,9 +298,12 @@ def record_applied(held: tuple[Any, Any], target: str, adopted: dict[tuple[str, 
         update = BaseUpdate((target, op.location, op.item), record.quantity, record.settings)
         pending.append((op, json.dumps({"import": True, "quantity": record.quantity}), [update]))
     store.record_pending(plan.plan_id, ticket.run_id, pending)
-    for op, _, updates in pending:
-        outcome = JournalOutcome(op.id, JournalStatus.APPLIED, response="imported: live stock adopted as applied")
-        store.record_outcome(plan.plan_id, outcome, updates)
+    # Outcomes in chunks, each one transaction: one per position took ~5 minutes for a chain of
+    # a million positions (init --from, docs/performance.md); the chunks keep each commit small.
+    for start in range(0, len(pending), OUTCOME_CHUNK):
+        store.record_outcomes(plan.plan_id, [
+            (JournalOutcome(op.id, JournalStatus.APPLIED, response="imported: live stock adopted as applied"), updates)
+            for op, _, updates in pending[start:start + OUTCOME_CHUNK]])
     store.finish_run(ticket.run_id, "imported", {"applied": len(pending)})
     result.recorded = len(adopted)
     result.run_plan_id = plan.plan_id
