@@ -61,9 +61,18 @@ def run(locations: int, skus: int) -> dict[str, Any]:
     res: dict[str, Any] = {"locations": locations, "skus": skus, "positions": spec.positions}
     with tempfile.TemporaryDirectory() as tmp, _setup.xseries_sandbox(Path(tmp), spec, qty) as sandbox:
         env, shop = _setup.env(), Path(tmp) / "shop"
+        stages: dict[str, float] = {}
+        clock = [time.perf_counter()]
+
+        def stage(what: str, _units: int) -> None:  # where init's time goes, stage by stage
+            now = time.perf_counter()
+            stages[what.split(" ")[0] + " " + what.split(" ")[-1]] = round(now - clock[0], 2)
+            clock[0] = now
+
         made = timed("init", lambda: init_from(shop, "xseries", sandbox.url, name=_repo.XS_TARGET,
                                                credentials_env=_repo.XS_TOKEN_ENV, options={"page_size": 10000},
-                                               env=env), res)
+                                               env=env, progress=stage), res)
+        res["init_stages"] = stages
         assert made.imported is not None and made.imported.recorded == spec.positions, made.summary()
         bare = unmapped_copy(shop, Path(tmp) / "bare")
         found = timed("discover", lambda: discover(bare, _repo.XS_TARGET, env=env), res)
