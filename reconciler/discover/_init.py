@@ -160,10 +160,31 @@ def _write_scaffold(root: Path, kind: str, url: str, name: str, var: str, loc_ro
     for rel, text in files.items():
         _atomic_write(root / rel, text)
     copied = [rel for rel in CI_FILES if (SHIPPED / rel).exists()]
+    readable = connector_class(kind).reads_with(options)
     for rel in copied:
         (root / ".github" / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(SHIPPED / rel, root / ".github" / rel)
+        if rel.startswith("workflows/"):
+            path = root / ".github" / rel
+            path.write_text(workflow_secrets(path.read_text(encoding="utf-8"), var, readable), encoding="utf-8")
     return [*files, *(f".github/{rel}" for rel in copied)]
+
+
+_SECRET_LINE = re.compile(r"^(?P<indent>[ ]+)RECONCILER_[A-Z0-9_]+: \$\{\{ secrets\.RECONCILER_[A-Z0-9_]+? \}\}\n", re.M)
+
+
+def workflow_secrets(text: str, var: str, readable: bool) -> str:
+    """The shipped workflow's credential lines (the example's five targets) replaced by this
+    target's: the write secret in the apply job, ``<var>_READONLY`` in plan and drift (only
+    for a readable target; docs/gitops.md section 2)."""
+    lines = list(_SECRET_LINE.finditer(text))
+    if not lines:
+        return text
+    first = lines[0]
+    readonly = "_READONLY }}" in first.group(0)
+    mine = "" if readonly and not readable else (
+        f"{first['indent']}{var}: ${{{{ secrets.{var}{'_READONLY' if readonly else ''} }}}}\n")
+    return text[:first.start()] + mine + _SECRET_LINE.sub("", text[first.end():])
 
 
 def _catalog(name: str, kind: str, rows: list[Row]) -> str:

@@ -39,6 +39,12 @@ def test_init_from_xseries_then_plan_shows_no_changes(tmp_path: Path, xs: Server
     for rel in (".gitignore", ".github/workflows/reconciler-plan.yml", ".github/workflows/reconciler-apply.yml",
                 ".github/scripts/reconciler-state.sh"):
         assert (repo / rel).exists(), rel
+    # the workflows hand CI this target's credentials (read-only ones to plan and drift), no others
+    plan_yml = (repo / ".github" / "workflows" / "reconciler-plan.yml").read_text()
+    apply_yml = (repo / ".github" / "workflows" / "reconciler-apply.yml").read_text()
+    assert f"{XS_TOKEN_ENV}: ${{{{ secrets.{XS_TOKEN_ENV}_READONLY }}}}" in plan_yml
+    assert f"{XS_TOKEN_ENV}: ${{{{ secrets.{XS_TOKEN_ENV} }}}}" in apply_yml
+    assert "RECONCILER_XS_MAIN_TOKEN" not in plan_yml + apply_yml and "KACHING" not in apply_yml
     assert run_cli("-C", str(repo), "validate").code == 0
     plan = run_cli("-C", str(repo), "plan", "--detailed-exitcode")
     assert plan.code == 0, plan  # 0: no changes (2 would be changes)
