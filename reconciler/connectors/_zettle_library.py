@@ -10,7 +10,7 @@ An item's id is ``{product, variant}``, lower-cased as the config loader does.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from reconciler.connectors._http import VendorHTTP
@@ -19,25 +19,41 @@ from reconciler.connectors.base import CatalogueItem, VendorLocation
 from reconciler.errors import VendorRejected
 
 LIMIT = 500  # the documented maximum (mirrored swagger)
+LIBRARY_PATH = "/organizations/self/library"
+# The library is served by the products host, the stock by the inventory host (documented:
+# product-library.adoc; inventory-api overview). A target whose url is Zettle's inventory host
+# reads the library from the products host; ``options.products_url`` names another one (a
+# proxy); otherwise the library is asked of the target's own url (the sandbox serves both).
+PRODUCTS_URL = "https://products.izettle.com"
+INVENTORY_HOST = "inventory.izettle.com"
 MAX_PAGES = 10_000
 STORE_ALIAS = "STORE"
 
 
-def catalogue(http: VendorHTTP, target: str) -> list[CatalogueItem]:
-    url: str | None = "/organizations/self/library"
+def library_url(base_url: str, options: Mapping[str, Any]) -> str:
+    configured = options.get("products_url")
+    if configured:
+        return str(configured).rstrip("/") + LIBRARY_PATH
+    if urlsplit(base_url).hostname == INVENTORY_HOST:
+        return PRODUCTS_URL + LIBRARY_PATH
+    return LIBRARY_PATH
+
+
+def catalogue(http: VendorHTTP, target: str, url: str = LIBRARY_PATH) -> list[CatalogueItem]:
+    next_url: str | None = url
     params: dict[str, Any] | None = {"limit": LIMIT}
     items: list[CatalogueItem] = []
     for _ in range(MAX_PAGES):
-        if url is None:
+        if next_url is None:
             return items
-        response = http.request("GET", url, idempotent=True, params=params)
+        response = http.request("GET", next_url, idempotent=True, params=params)
         body = loose_json(response)
         if not isinstance(body, dict) or not isinstance(body.get("products"), list):
-            raise VendorRejected(f"{target}: GET {url} answered with no products list", status=response.status_code,
-                                 body=response.text[:500])
+            raise VendorRejected(f"{target}: GET {next_url} answered with no products list",
+                                 status=response.status_code, body=response.text[:500])
         for product in body["products"]:
             items += _items(product)
-        url, params = _next(response, target), None
+        next_url, params = _next(response, target), None
     raise VendorRejected(f"{target}: the product library kept sending a next page after {MAX_PAGES} pages")
 
 

@@ -97,7 +97,8 @@ class ZettleConnector(Connector):
         self.http.close()
 
     def catalogue(self) -> list[CatalogueItem]:
-        return _zettle_library.catalogue(self.http, self.ctx.name)
+        return _zettle_library.catalogue(self.http, self.ctx.name,
+                                         _zettle_library.library_url(self.ctx.base_url, self.ctx.options))
 
     def locations(self) -> list[VendorLocation]:
         return _zettle_library.locations()

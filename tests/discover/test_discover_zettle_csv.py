@@ -151,3 +151,12 @@ def test_supplier_catalogue_by_vendor_sku(tmp_path: Path, monkeypatch: pytest.Mo
         (tmp_path / "repo" / "stock" / "catalog.yaml").write_text("items:\n  V-a: {}\n  V-b: {}\n")
         rows = {r.key: r for r in discover(tmp_path / "repo", "ls").items}
     assert rows["V-b"].found == uid("i", "b") and rows["V-a"].status is Status.AMBIGUOUS
+
+
+def test_library_host_follows_zettle_hosts() -> None:
+    from reconciler.connectors._zettle_library import library_url
+
+    assert library_url("https://inventory.izettle.com", {}) == "https://products.izettle.com/organizations/self/library"
+    assert library_url("http://127.0.0.1:8703", {}) == "/organizations/self/library"  # the sandbox serves both
+    assert library_url("https://inventory.izettle.com", {"products_url": "https://proxy.example/"}) == (
+        "https://proxy.example/organizations/self/library")
