@@ -56,8 +56,8 @@ class ImportResult:
             lines.append(f"  {self.new} position(s) are new to the files (SKUs not managed here before).")
         lines += [f"  warning: {text}" for text in self.skipped]
         if self.run_plan_id:
-            lines.append(f"Adopted {self.recorded} position(s): recorded as applied (B = live stock) in the state, "
-                         f"run of {self.run_plan_id}.")
+            lines.append(f"Recorded {self.recorded} position(s) as applied in the state (run of {self.run_plan_id}): "
+                         "adopted, B = live stock.")
         lines.append("Review the files, commit them, then `reconciler plan` should show no changes.")
         return "\n".join(lines)
 

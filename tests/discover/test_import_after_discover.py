@@ -32,7 +32,7 @@ def test_import_adopts_positions_discover_mapped(tmp_path: Path, xs: ServerThrea
     assert run_cli("-C", str(repo), "discover", "xs", "--write").code == 0
     out = run_cli("-C", str(repo), "import", "--target", "xs")
     assert out.code == 0, out
-    assert "2 position(s) are new to the files" in out.stdout and "Adopted 2 position(s)" in out.stdout
+    assert "2 position(s) are new to the files" in out.stdout and "Recorded 2 position(s) as applied" in out.stdout
     assert yaml.safe_load((repo / "stock" / "oslo.yaml").read_text())["stock"]["xs"]["TEE-S"] == 4
     assert yaml.safe_load((repo / "stock" / "bergen.yaml").read_text())["stock"]["xs"]["TEE-M"] == 7
     assert run_cli("-C", str(repo), "plan", "--detailed-exitcode").code == 0
