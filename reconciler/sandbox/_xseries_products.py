@@ -23,6 +23,8 @@ import sqlite3
 import uuid
 from typing import Any, Iterable, Mapping
 
+from reconciler.errors import ConfigError, Problem
+
 CODES_SCHEMA = """
 CREATE TABLE IF NOT EXISTS xs_product_codes (
     id TEXT PRIMARY KEY, product_id TEXT NOT NULL, type TEXT NOT NULL, code TEXT NOT NULL
@@ -42,6 +44,11 @@ def load_codes(conn: sqlite3.Connection, product_id: str, item: Mapping[str, Any
     codes += [("EAN", str(code)) for code in item.get("barcodes") or []]
     if not codes or conn.execute("SELECT 1 FROM xs_product_codes WHERE product_id = ?", (product_id,)).fetchone():
         return
+    for _, code in codes[1:] if item.get("sku") else codes:  # a SKU may repeat (the vendor allows it); a barcode not
+        taken = conn.execute("SELECT product_id FROM xs_product_codes WHERE code = ? AND type != 'CUSTOM'", (code,)).fetchone()
+        if taken:
+            raise ConfigError([Problem(f"items: product {product_id} has the code {code!r} of product {taken[0]}", "fixtures",
+                                       hint="X-Series product codes cannot be shared between products (documented).")])
     conn.executemany("INSERT INTO xs_product_codes (id, product_id, type, code) VALUES (?, ?, ?, ?)",
                      [(str(uuid.uuid5(uuid.NAMESPACE_URL, f"{product_id}/{t}/{c}")), product_id, t, c) for t, c in codes])
 
