@@ -134,12 +134,29 @@ def init_from(
         loc_rows = match_locations({}, vendor_locations, add=True)
         item_rows = [r for r in match_items({}, items, add=True) if r.status in (Status.ADDED, Status.AMBIGUOUS)]
         result = InitResult(root, name, loc_rows, item_rows, len(items), unkeyed(items))
+        before = set(root.rglob("*")) if root.exists() else None
         root.mkdir(parents=True, exist_ok=True)
-        result.files += _write_scaffold(root, kind, url, name, var, loc_rows, item_rows, options or {})
-        bar.step("wrote reconciler.yaml and the catalogue")
-        result.imported = _import(root, name, state, record_state, env, transports, bar)
+        try:
+            result.files += _write_scaffold(root, kind, url, name, var, loc_rows, item_rows, options or {})
+            bar.step("wrote reconciler.yaml and the catalogue")
+            result.imported = _import(root, name, state, record_state, env, transports, bar)
+        except BaseException:
+            _undo(root, before)  # nothing half-made: a second try starts from the same folder
+            raise
     result.seconds = time.monotonic() - started
     return result
+
+
+def _undo(root: Path, before: set[Path] | None) -> None:
+    """Remove what init made: the folder if it was new, else every path it added."""
+    if before is None:
+        shutil.rmtree(root, ignore_errors=True)
+        return
+    for path in sorted(set(root.rglob("*")) - before, key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _write_scaffold(root: Path, kind: str, url: str, name: str, var: str, loc_rows: list[Row],

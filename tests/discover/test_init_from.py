@@ -76,3 +76,29 @@ def test_init_without_the_token_says_which_variable(tmp_path: Path, xs: ServerTh
     out = run_cli("init", str(tmp_path / "shop"), "--from", "xseries", "--url", xs.url)
     assert out.code == 1 and "RECONCILER_XSERIES_MAIN_TOKEN" in out.stderr
     assert not (tmp_path / "shop" / "reconciler.yaml").exists()
+
+
+def test_init_that_fails_reading_stock_leaves_nothing_behind(tmp_path: Path, xs: ServerThread) -> None:
+    """The catalogue is read, the files are written, then the inventory read is refused: the
+    folder is as it was, and a second init can start over."""
+    import httpx
+
+    from reconciler.discover._init import init_from
+    from reconciler.errors import VendorRejected
+
+    real = httpx.HTTPTransport()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/inventory"):
+            return httpx.Response(400, json={"error": "Bad request: refused by the test"})
+        return real.handle_request(request)
+
+    repo = tmp_path / "shop"
+    repo.mkdir()
+    (repo / "README.md").write_text("mine\n")
+    with pytest.raises(VendorRejected):
+        init_from(repo, "xseries", xs.url, name="xs", credentials_env=XS_TOKEN_ENV,
+                  transports={"xs": httpx.MockTransport(answer)})
+    assert sorted(p.name for p in repo.iterdir()) == ["README.md"]
+    assert run_cli("init", str(repo), "--from", "xseries", "--url", xs.url, "--name", "xs",
+                   "--credentials-env", XS_TOKEN_ENV).code == 0
