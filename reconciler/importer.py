@@ -13,7 +13,6 @@ imported position would plan as an "adopt" reset, however equal its numbers.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import tempfile
 from contextlib import ExitStack

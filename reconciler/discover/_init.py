@@ -24,7 +24,7 @@ from reconciler.config import load_project
 from reconciler.config._stock import CATALOG_FILE
 from reconciler.config.schema import CONFIG_FILE
 from reconciler.connectors.base import Secret, TargetContext, connector_class
-from reconciler.discover._match import Row, Status, match_items, match_locations, show_id, unkeyed
+from reconciler.discover._match import Row, Status, match_items, match_locations, unkeyed
 from reconciler.errors import ConfigError, CredentialsError, Problem
 from reconciler.importer import ImportResult, _atomic_write, _entry, hold_import_lock, record_applied
 from reconciler.model import Record
