@@ -79,6 +79,7 @@ def match_items(
     index = _index(items, by)
     listed = {id_key(item.id): item for item in items}
     rows = [_match_one(sku, current, index.get(sku.strip(), []), listed, by) for sku, current in catalog.items()]
+    rows = _claimed_elsewhere(rows, catalog)
     if add:
         rows += _added(catalog, items, rows)
     return rows
@@ -107,6 +108,18 @@ def _match_one(sku: str, current: ItemId | None, hits: list[CatalogueItem], list
                f"catalog.yaml holds {show_id(current)}, which the vendor no longer lists (deleted?)")
 
 
+def _claimed_elsewhere(rows: list[Row], catalog: Mapping[str, ItemId | None]) -> list[Row]:
+    """A match whose vendor item another canonical SKU already holds (a SKU renamed in the
+    vendor to one the catalogue also lists) is not written: two SKUs on one item is a guess."""
+    holders = {id_key(v): sku for sku, v in catalog.items() if v is not None}
+    out = []
+    for row in rows:
+        other = holders.get(id_key(row.found)) if row.status is Status.MATCHED else None
+        out.append(row if other is None else Row(row.key, Status.AMBIGUOUS, None, row.current,
+                                                 f"the vendor item {show_id(row.found)} is already mapped to {other!r}"))
+    return out
+
+
 def _key_of(item: CatalogueItem, by: str) -> str:
     return (item.sku or "") if by == "sku" else ", ".join(item.barcodes)
 
@@ -115,12 +128,12 @@ def _added(catalog: Mapping[str, ItemId | None], items: Sequence[CatalogueItem],
     """Vendor items not yet claimed, keyed on their own SKU (whatever ``by`` was)."""
     claimed = {id_key(r.found) for r in rows if r.found is not None}
     claimed |= {id_key(v) for v in catalog.values() if v is not None}
-    by_sku = _index([i for i in items if id_key(i.id) not in claimed], "sku")
+    by_sku = _index(items, "sku")  # all of them: a SKU shared with a mapped item is still shared
     out = []
     for sku in sorted(by_sku):
-        if sku in catalog:
-            continue  # the catalogue's row already says why it was not matched
         hits = by_sku[sku]
+        if sku in catalog or all(id_key(h.id) in claimed for h in hits):
+            continue  # the catalogue's row already says why it was not matched, or the item is mapped
         if len(hits) > 1:
             out.append(Row(sku, Status.AMBIGUOUS, None, None,
                            f"not added: {len(hits)} vendor items have sku {sku!r}: " + ", ".join(show_id(h.id) for h in hits)))
