@@ -160,3 +160,14 @@ def test_library_host_follows_zettle_hosts() -> None:
     assert library_url("http://127.0.0.1:8703", {}) == "/organizations/self/library"  # the sandbox serves both
     assert library_url("https://inventory.izettle.com", {"products_url": "https://proxy.example/"}) == (
         "https://proxy.example/organizations/self/library")
+
+
+def test_write_that_would_not_validate_writes_nothing(tmp_path: Path) -> None:
+    repo = kaching_repo(tmp_path / "repo")
+    before = (repo / "stock" / "catalog.yaml").read_text()
+    export = tmp_path / "export.csv"
+    export.write_text("Product,SKU\ntee/s,TEE-S\n")  # Ka-ching cannot store an id with a '/'
+    out = run_cli("-C", str(repo), "discover", "kaching-dk", "--from-csv", str(export), "--columns",
+                  "product=Product,sku=SKU", "--write")
+    assert out.code == 1 and "discover wrote nothing" in out.stderr and "stock/catalog.yaml" in out.stderr, out
+    assert (repo / "stock" / "catalog.yaml").read_text() == before
