@@ -13,7 +13,6 @@ imported position would plan as an "adopt" reset, however equal its numbers.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import tempfile
 from contextlib import ExitStack
@@ -31,6 +30,7 @@ from reconciler.workflow import Transports, open_connectors, open_store, who
 
 IMPORT_LOCK_TTL_S = 300.0
 IMPORT_BEGIN_ATTEMPTS = 3  # see _begin_import
+OUTCOME_CHUNK = 50_000  # positions recorded as applied per state transaction
 
 
 @dataclass
@@ -40,6 +40,7 @@ class ImportResult:
     target: str
     files: dict[str, int] = field(default_factory=dict)  # relative path -> positions written
     zeroed: list[str] = field(default_factory=list)  # "<location>/<sku>": in the file, not held live
+    new: int = 0  # positions the files did not hold before (e.g. SKUs mapped by `discover` since)
     skipped: list[str] = field(default_factory=list)  # warnings: positions not imported and why
     recorded: int = 0  # positions recorded as applied in the state
     run_plan_id: str | None = None
@@ -50,9 +51,12 @@ class ImportResult:
         if self.zeroed:
             lines.append(f"  {len(self.zeroed)} SKU(s) already in the files are not stocked live; written as 0: "
                          + ", ".join(self.zeroed))
+        if self.new:
+            lines.append(f"  {self.new} position(s) are new to the files (SKUs not managed here before).")
         lines += [f"  warning: {text}" for text in self.skipped]
         if self.run_plan_id:
-            lines.append(f"Recorded {self.recorded} position(s) as applied in the state (run of {self.run_plan_id}).")
+            lines.append(f"Recorded {self.recorded} position(s) as applied in the state (run of {self.run_plan_id}): "
+                         "adopted, B = live stock.")
         lines.append("Review the files, commit them, then `reconciler plan` should show no changes.")
         return "\n".join(lines)
 
@@ -81,6 +85,9 @@ def import_target(
     locations = _locations(project, target, location)
     result = ImportResult(target)
     with ExitStack() as stack:
+        # The lock is taken before anything is read or written: an apply of this target cannot
+        # change its stock (or B) between the read and the record, and a second import waits.
+        held = hold_import_lock(project, target, state, stack) if record_state else None
         conn = open_connectors(project, [target], env=env, transports=transports, stack=stack)[target]
         if not type(conn).capabilities.readable:
             raise NotSupported(
@@ -88,21 +95,32 @@ def import_target(
                 hint="Write its stock files by hand (docs/configuration.md); only readable targets can be imported.",
             )
         live = conn.read_stock()
-    per_location: dict[str, dict[str, Record]] = {loc: {} for loc in locations}
-    for (loc, sku), record in sorted(live.items()):
-        if loc not in per_location:
-            continue
-        if record.quantity < 0:
-            result.skipped.append(f"{loc}/{sku}: live stock {record.quantity} is negative (oversold); not imported, "
-                                  "write a desired quantity by hand")
-            continue
-        per_location[loc][sku] = record
-    adopted: dict[tuple[str, str], Record] = {}
-    for loc, records in per_location.items():
-        adopted.update(((loc, sku), rec) for sku, rec in _write_location(project, out, target, loc, records, result).items())
-    if record_state and adopted:
-        _record_applied(project, target, adopted, result, state)
+        per_location: dict[str, dict[str, Record]] = {loc: {} for loc in locations}
+        for (loc, sku), record in sorted(live.items()):
+            if loc not in per_location:
+                continue
+            if record.quantity < 0:
+                result.skipped.append(f"{loc}/{sku}: live stock {record.quantity} is negative (oversold); not imported, "
+                                      "write a desired quantity by hand")
+                continue
+            per_location[loc][sku] = record
+        adopted: dict[tuple[str, str], Record] = {}
+        for loc, records in per_location.items():
+            adopted.update(((loc, sku), rec) for sku, rec in _write_location(project, out, target, loc, records, result).items())
+        if held is not None and adopted:
+            record_applied(held, target, adopted, result)
     return result
+
+
+def hold_import_lock(project: Project, target: str, state: str | None, stack: ExitStack) -> tuple[Any, Any]:
+    """Open the state and take ``target``'s lock until ``stack`` closes; (store, lock)."""
+    store = open_store(project, state=state)
+    stack.callback(store.close)
+    # Only the imported target: applies of other targets may run meanwhile (as applies of
+    # disjoint targets do); an apply or resolve touching this target excludes the import.
+    lock = store.acquire_lock(who(), IMPORT_LOCK_TTL_S, [target])
+    stack.callback(store.release_lock, lock.id)
+    return store, lock
 
 
 CI_FILES = (".github/workflows/*.yml", ".github/workflows/*.yaml", ".gitlab-ci.yml")
@@ -203,6 +221,7 @@ def _write_location(project: Project, out: Path, target: str, loc: str, records:
         if sku not in new_section:
             new_section[sku] = _entry(record, None)
             written[sku] = record
+            result.new += 1
     stock[target] = new_section
     _atomic_write(path, header + yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True))
     result.files[_rel(project, path)] = len(new_section)
@@ -263,35 +282,24 @@ def _atomic_write(path: Path, text: str) -> None:
         raise ConfigError([Problem(f"cannot write {path}: {exc.strerror}", str(path))]) from exc
 
 
-def _record_applied(
-    project: Project, target: str, adopted: dict[tuple[str, str], Record], result: ImportResult, state: str | None = None,
-) -> None:
-    """Record the imported positions as B, as one run of an "import" plan (journaled and audited)."""
+def record_applied(held: tuple[Any, Any], target: str, adopted: dict[tuple[str, str], Record], result: ImportResult) -> None:
+    """Record the imported positions as B, as one run of an "import" plan (journaled and
+    audited), under the lock of :func:`hold_import_lock`."""
     from reconciler.state.base import BaseUpdate
-    from reconciler.state.base import Outcome as JournalOutcome
-    from reconciler.state.base import JournalStatus
 
-    store = open_store(project, state=state)
-    try:
-        # Only the imported target: applies of other targets may run meanwhile (as applies of
-        # disjoint targets do); an apply or resolve touching this target excludes the import.
-        lock = store.acquire_lock(who(), IMPORT_LOCK_TTL_S, [target])
-        try:
-            plan, ticket = _begin_import(store, target, adopted)
-            pending = []
-            for op in plan.operations:
-                record = adopted[(op.location, op.item)]
-                update = BaseUpdate((target, op.location, op.item), record.quantity, record.settings)
-                pending.append((op, json.dumps({"import": True, "quantity": record.quantity}), [update]))
-            store.record_pending(plan.plan_id, ticket.run_id, pending)
-            for op, _, updates in pending:
-                outcome = JournalOutcome(op.id, JournalStatus.APPLIED, response="imported: live stock adopted as applied")
-                store.record_outcome(plan.plan_id, outcome, updates)
-            store.finish_run(ticket.run_id, "imported", {"applied": len(pending)})
-        finally:
-            store.release_lock(lock.id)
-    finally:
-        store.close()
+    store, _lock = held
+    plan, ticket = _begin_import(store, target, adopted)
+    rows = []
+    for op in plan.operations:
+        record = adopted[(op.location, op.item)]
+        update = BaseUpdate((target, op.location, op.item), record.quantity, record.settings)
+        rows.append((op, f'{{"import": true, "quantity": {record.quantity}}}', update))
+    # In chunks, each one transaction, written in bulk (record_adopted): one transaction per
+    # position took ~5 minutes for a chain of a million (init --from, docs/performance.md).
+    for start in range(0, len(rows), OUTCOME_CHUNK):
+        store.record_adopted(plan.plan_id, ticket.run_id, rows[start:start + OUTCOME_CHUNK],
+                             "imported: live stock adopted as applied")
+    store.finish_run(ticket.run_id, "imported", {"applied": len(rows)})
     result.recorded = len(adopted)
     result.run_plan_id = plan.plan_id
 

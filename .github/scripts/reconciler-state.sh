@@ -8,6 +8,7 @@
 #   claim  restore it and push a LOCK commit (compare-and-swap) before apply sends anything
 #   save   push the state after apply on top of this run's claim (compare-and-swap)
 #   init   create the branch with a fresh state database (once per repository)
+#   seed   create the branch with the local state file (the one `reconciler init --from` wrote)
 set -euo pipefail
 shopt -s inherit_errexit  # functions run inside $(...) stop at their first failure too
 mode="${1:-}"
@@ -106,5 +107,13 @@ case "$mode" in
     saved=$(commit_state "$copy" "" "initial state: $run")
     push_cas "$saved" ""
     echo "saved=$saved" >> "$out" ;;
-  *) echo "usage: reconciler-state.sh read|claim|save|init" >&2; exit 2 ;;
+  seed)
+    head=$(remote_head)
+    if [ -n "$head" ]; then echo "::error::the $branch branch exists already ($head); nothing was pushed" >&2; exit 1; fi
+    if [ ! -s "$state" ]; then echo "::error::no state at $state to seed the branch with (run reconciler init --from)" >&2; exit 1; fi
+    copy=$(snapshot)
+    saved=$(commit_state "$copy" "" "initial state from reconciler init --from: $run")
+    push_cas "$saved" ""
+    echo "saved=$saved" >> "$out" ;;
+  *) echo "usage: reconciler-state.sh read|claim|save|init|seed" >&2; exit 2 ;;
 esac

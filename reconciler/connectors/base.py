@@ -115,6 +115,26 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+@dataclass(frozen=True)
+class CatalogueItem:
+    """One sellable item as a vendor's catalogue lists it (``reconciler discover``): ``id`` is
+    what catalog.yaml holds under ``ids:`` for this target (a string or a mapping of id fields);
+    ``sku`` and ``barcodes`` are the vendor's own, optional and not necessarily unique."""
+
+    id: str | Mapping[str, str]
+    sku: str | None
+    barcodes: tuple[str, ...] = ()
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class VendorLocation:
+    """One stock location as the vendor lists it: the id reconciler.yaml maps a location to."""
+
+    id: str
+    name: str
+
+
 class Verification(str, enum.Enum):
     APPLIED = "applied"
     NOT_APPLIED = "not_applied"
@@ -182,6 +202,17 @@ class Connector(ABC):
 
     def resume_from(self, mark: str | None) -> None:
         """Before executing a saved plan: the ``mark`` this target's connector gave at plan time."""
+
+    def catalogue(self) -> list[CatalogueItem]:
+        """Every item the vendor sells, for ``reconciler discover`` and ``init --from``. A vendor
+        with no catalogue read says NotSupported: its ids come from the merchant's export file."""
+        raise NotSupported(f"{self.kind} has no API to list its catalogue",
+                           hint="Export the catalogue from the vendor and pass it with --from-csv FILE --columns ...")
+
+    def locations(self) -> list[VendorLocation]:
+        """Every stock location the vendor lists. NotSupported where the vendor has no such read."""
+        raise NotSupported(f"{self.kind} has no API to list its stock locations",
+                           hint="Write the location ids in reconciler.yaml by hand (docs/configuration.md).")
 
     def close(self) -> None:
         """Release HTTP connections."""

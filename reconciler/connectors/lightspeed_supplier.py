@@ -34,7 +34,7 @@ import httpx
 from reconciler.connectors._answers import error_message, parse_json
 from reconciler.auth import bearer_auth
 from reconciler.connectors._http import RetryPolicy, VendorHTTP
-from reconciler.connectors.base import Connector, OpResult, Outcome, TargetContext
+from reconciler.connectors.base import CatalogueItem, Connector, OpResult, Outcome, TargetContext
 from reconciler.errors import ConfigError, NotSupported, Problem, VendorRejected
 from reconciler.model import Capabilities, OpKind, Operation, Record, Settings
 
@@ -239,6 +239,24 @@ class AssumedReadConnector(LightspeedSupplierConnector):
                     out[(self.location, name)] = _record(product)
             if not products or page >= int(body.get("pages") or page):
                 return out
+            page += 1
+
+    def catalogue(self) -> list[CatalogueItem]:
+        """The supplier's items keyed by its own SKU, ``vendorSku`` (documented: the catalogue is
+        vendorSku-keyed, docs/product-data-definitions; research A1), read through the same
+        UNVERIFIED ``GET /products`` as read_stock. Without ``read_api: assumed`` there is no
+        read: the ids come from a Backoffice export (``discover --from-csv``)."""
+        items: list[CatalogueItem] = []
+        page = 1
+        while True:
+            body = self.http.json(self.http.get("/products", params={"page": page, "per_page": PER_PAGE}))
+            products = body.get("products") if isinstance(body, dict) else None
+            if not isinstance(products, list):
+                raise VendorRejected(f"{self.ctx.name}: GET /products answered with no products list")
+            items += [CatalogueItem(str(p["id"]), str(p.get("vendorSku") or "").strip() or None, (), str(p.get("name") or ""))
+                      for p in products if isinstance(p, dict) and p.get("id")]
+            if not products or page >= int(body.get("pages") or page):
+                return items
             page += 1
 
     def live_quantity(self, item_id: str) -> int:

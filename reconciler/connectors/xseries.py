@@ -43,7 +43,7 @@ from reconciler.connectors._xseries_adjustments import (
     MAX_PER_CALL, RECEIPT, RETURN, AdjustmentWriter, Planned, Reason, reason_from_text,
 )
 from reconciler.connectors._xseries_consignments import ConsignmentWriter
-from reconciler.connectors.base import Connector, Estimate, OpResult, Outcome, TargetContext, Verification
+from reconciler.connectors.base import CatalogueItem, Connector, Estimate, VendorLocation, OpResult, Outcome, TargetContext, Verification
 from reconciler.errors import ConfigError, NotSupported, Problem, VendorError, VendorRejected
 from reconciler.model import NO_SETTINGS, Capabilities, OpKind, Operation, Record, Settings, gc_paused, new_record
 
@@ -93,6 +93,16 @@ class XSeriesConnector(Connector):
 
     def close(self) -> None:
         self.http.close()
+
+    def catalogue(self) -> list[CatalogueItem]:
+        from reconciler.connectors import _xseries_catalogue
+
+        return _xseries_catalogue.catalogue(self.http)
+
+    def locations(self) -> list[VendorLocation]:
+        from reconciler.connectors import _xseries_catalogue
+
+        return _xseries_catalogue.outlets(self.http)
 
     @property
     def oauth_scopes(self) -> dict[str, tuple[str, ...]]:

@@ -31,10 +31,11 @@ import httpx
 
 from reconciler.auth import bearer_auth
 from reconciler.connectors._http import VendorHTTP
-from reconciler.connectors._zettle_api import Answer, Live, Move, Step, WriteAnswer, ZettleApi, store_choice
+from reconciler.connectors._zettle_api import Answer, Live, Move, Step, WriteAnswer, ZettleApi, check_options, store_choice
 from reconciler.connectors._zettle_v2 import V2Api
 from reconciler.connectors._zettle_v3 import V3Api
-from reconciler.connectors.base import Connector, OpResult, Outcome, TargetContext, Verification
+from reconciler.connectors import _zettle_library
+from reconciler.connectors.base import CatalogueItem, Connector, VendorLocation, OpResult, Outcome, TargetContext, Verification
 from reconciler.errors import ConfigError, NotSupported, Problem, VendorError
 from reconciler.model import Capabilities, OpKind, Operation, Record, Settings
 
@@ -94,6 +95,13 @@ class ZettleConnector(Connector):
 
     def close(self) -> None:
         self.http.close()
+
+    def catalogue(self) -> list[CatalogueItem]:
+        return _zettle_library.catalogue(self.http, self.ctx.name,
+                                         _zettle_library.library_url(self.ctx.base_url, self.ctx.options))
+
+    def locations(self) -> list[VendorLocation]:
+        return _zettle_library.locations()
 
     def _location_name(self) -> str:
         return next(iter(self.ctx.location_ids))
@@ -364,7 +372,10 @@ def _changed(before: Live, now: Live, variant: str) -> bool | None:
 
 
 def _api_version(ctx: TargetContext) -> str:
-    store_choice(ctx)  # checks the options and the location id
+    if ctx.location_ids:
+        store_choice(ctx)  # checks the options and the location id
+    else:
+        check_options(ctx)  # made only to list the catalogue (init --from): no location mapped yet
     return str(ctx.options.get("api_version", "v3")).strip().lower()
 
 

@@ -147,4 +147,11 @@ def target_fixtures(project: Any, target: str) -> dict[str, Any]:
         preset = protected.get((location, json.dumps(item, sort_keys=True)))
         return preset if preset is not None else position_quantity(target, location, item)
 
-    return build_fixtures(config.kind, locations, items, quantity)
+    fixtures = build_fixtures(config.kind, locations, items, quantity)
+    # The canonical SKU doubles as the vendor's SKU, so `reconciler discover` finds the items.
+    skus = [sku for sku, entry in sorted(project.catalog.items()) if target in entry.ids]
+    for item, sku in zip(fixtures["items"], skus):
+        item["sku"] = sku
+        if config.kind == "lightspeed-supplier":
+            item["vendorSku"] = sku
+    return fixtures

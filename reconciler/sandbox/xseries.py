@@ -46,6 +46,7 @@ from reconciler.sandbox._xseries_common import (
 from reconciler.sandbox._xseries_adjustments import ADJUSTMENTS_SCHEMA, AdjustmentAPI
 from reconciler.sandbox._xseries_consignments import ConsignmentAPI, switch_value
 from reconciler.sandbox._xseries_dated import DatedAPI
+from reconciler.sandbox import _xseries_products as catalogue
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -61,7 +62,7 @@ class XSeriesSimulator(Simulator):
 
     kind = "xseries"
     default_token = "xseries-sandbox-token"
-    schema = SCHEMA + ADJUSTMENTS_SCHEMA
+    schema = SCHEMA + ADJUSTMENTS_SCHEMA + catalogue.CODES_SCHEMA
 
     @property
     def app(self) -> Any:
@@ -141,6 +142,7 @@ class XSeriesSimulator(Simulator):
             ("/api/2.0/outlets/{outlet_id}", self._get_outlet, ["GET"]),
             ("/api/2.0/products", self._list_products, ["GET"]),
             ("/api/2.0/products/{product_id}", self._get_product, ["GET"]),
+            ("/api/2.0/products/{product_id}", self._delete_product, ["DELETE"]),
             ("/api/2.0/products/{product_id}/inventory", self.product_inventory, ["GET"]),
             ("/api/2.0/inventory", self._list_inventory, ["GET"]),
             ("/api/2.1/products/{product_id}", self._put_product, ["PUT"]),
@@ -215,6 +217,7 @@ class XSeriesSimulator(Simulator):
                      int(bool(item.get("track_inventory", True))), stamp, stamp, self.version_step(conn),
                      item.get("variant_parent_id")),
                 )
+                catalogue.load_codes(conn, product_id, item)
             self.adjustments.load_custom_reasons(conn, list(fixtures.get("custom_reasons") or []))
             for i, entry in enumerate(fixtures.get("stock") or []):
                 self._load_stock_fixture(conn, i, entry)
@@ -324,19 +327,31 @@ class XSeriesSimulator(Simulator):
     async def _list_products(self, request: Request) -> Response:
         sku = request.query_params.get("sku")
         if sku is not None:  # the spec: every other parameter is ignored when sku is given
-            rows = self.db.query("SELECT * FROM xs_products WHERE sku = ? AND deleted_at IS NULL", (sku,))
-            return JSONResponse(collection([product_body(r) for r in rows]))
+            ids = catalogue.product_ids_by_code(self.db, sku)
+            rows = [row for pid in ids if (row := self.product_row(pid)) is not None]
+            return JSONResponse(collection(catalogue.with_catalogue_fields(self.db, [product_body(r) for r in rows])))
         cursor = Cursor.from_request(request)
         where, params = cursor.where()
+        if request.query_params.get("deleted", "").lower() not in ("true", "1"):
+            where += " AND deleted_at IS NULL"
         rows = self.db.query(
-            f"SELECT * FROM xs_products WHERE {where} AND deleted_at IS NULL ORDER BY version LIMIT ?",
+            f"SELECT * FROM xs_products WHERE {where} ORDER BY version LIMIT ?",
             [*params, cursor.page_size],
         )
-        return JSONResponse(collection([product_body(r) for r in rows]))
+        return JSONResponse(collection(catalogue.with_catalogue_fields(self.db, [product_body(r) for r in rows])))
 
     async def _get_product(self, request: Request) -> Response:
         row = self._require_product(request.path_params["product_id"])
-        return JSONResponse({"data": product_body(row)})
+        return JSONResponse({"data": catalogue.with_catalogue_fields(self.db, [product_body(row)])[0]})
+
+    async def _delete_product(self, request: Request) -> Response:
+        self.require_scope("products:write")
+        product_id = request.path_params["product_id"]
+        self._require_product(product_id)
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE xs_products SET deleted_at = ?, updated_at = ?, version = ? WHERE id = ?",
+                         (self.now(), self.now(), self.version_step(conn), product_id))
+        return Response(status_code=204)
 
     def _require_product(self, product_id: str) -> sqlite3.Row:
         row = self.product_row(product_id)

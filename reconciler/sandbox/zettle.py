@@ -36,6 +36,8 @@ from reconciler.sandbox._zettle_requests import (
     resolve_moves,
 )
 from reconciler.sandbox._zettle_v3 import V3_OPTIONS, ZettleV3, check_v3_options
+from reconciler.sandbox import _zettle_library as library
+from reconciler.sandbox._zettle_library import LIBRARY_SCHEMA
 from reconciler.sandbox._zettle_store import SCHEMA, Location, Move, ZettleStore, normalize_uuid
 
 ORG = "/organizations/{org}"
@@ -87,7 +89,7 @@ def _plain_number(value: float | None) -> float | int | None:
 class ZettleSimulator(ZettleV3, Simulator):
     kind = "zettle"
     default_token = "zettle-sandbox-token"
-    schema = SCHEMA
+    schema = SCHEMA + LIBRARY_SCHEMA
 
     @property
     def app(self) -> Any:
@@ -132,6 +134,7 @@ class ZettleSimulator(ZettleV3, Simulator):
         if options:
             self.store.update_options(options)
         self.store.load_fixtures(fixtures)
+        library.load_codes(self.db, fixtures)
 
     def authenticate(self, request: Request) -> Response | None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -195,6 +198,7 @@ class ZettleSimulator(ZettleV3, Simulator):
         low = "/custom-low-stock"
         table: list[tuple[str, Callable[[Request], Awaitable[Response]], str]] = [
             (f"{ORG}/locations", self.list_locations, "GET"),
+            (f"{ORG}/library", self.product_library, "GET"),
             (f"{ORG}/inventory/locations", self.balances_by_type, "GET"),
             (f"{ORG}/inventory/locations/{{loc}}", self.balances_at, "GET"),
             (f"{ORG}/inventory/locations/{{loc}}/products/{{product}}", self.product_balances, "GET"),
@@ -220,6 +224,8 @@ class ZettleSimulator(ZettleV3, Simulator):
 
     def _check_v1v2_gone(self, request: Request) -> None:
         path = request.url.path
+        if path.rstrip("/").endswith("/library"):
+            return  # the product library is not an inventory endpoint: not retired with v1/v2
         if self.option("v1v2") == "gone" and (path.startswith("/organizations/") or path.rstrip("/") == "/inventory"):
             # One plausible fate of the deprecated paths (Zettle: available "until 31 May, 2023").
             raise ZettleApiError(404, "The v1/v2 inventory endpoints are retired; use the v3 API (/v3/...)",
@@ -257,6 +263,10 @@ class ZettleSimulator(ZettleV3, Simulator):
             "variants": [_variant(loc, e, as_string=True) for e in entries],
             "latest": 0,
         }
+
+    @_endpoint
+    async def product_library(self, request: Request) -> Response:
+        return library.library_page(self.db, request, self.store.organization_uuid())
 
     @_endpoint
     async def list_locations(self, request: Request) -> Response:

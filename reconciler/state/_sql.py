@@ -384,6 +384,39 @@ class SQLStateStore(CredentialsMixin, StateStore):
         if cursor.rowcount != 1:
             raise StateError(f"operation {outcome.op_id} of plan {plan_id} was never journaled as pending")
 
+    def record_adopted(self, plan_id: str, run_id: str, adopted: Sequence[tuple[Operation, str, BaseUpdate]],
+                       response: str) -> None:
+        # Bulk: the journal rows go in as applied and the base rows in two statements (the
+        # pending + outcome path costs five statements and two JSON encodings per position).
+        if not adopted:
+            return
+        now, response = iso(self._clock()), response[:MAX_RESPONSE_CHARS]
+        settings_json: dict[Any, str] = {}  # a chain has few distinct settings: encode each once
+
+        def encoded(settings: Settings | None) -> str:
+            if settings not in settings_json:
+                settings_json[settings] = json.dumps(settings.as_dict() if settings else {}, sort_keys=True)
+            return settings_json[settings]
+
+        journal, base = [], []
+        for op, request, u in adopted:
+            quantity, text = int(u.quantity or 0), encoded(u.settings)
+            update = (f'[{{"key": {json.dumps(list(u.key))}, "quantity": {quantity}, '
+                      f'"settings": {"null" if u.settings is None else text}, "remove": false}}]')
+            journal.append((plan_id, op.id, run_id, op.target, op.kind.value, JournalStatus.APPLIED.value, request,
+                            response, None, update, now))
+            base.append((*u.key, quantity, text))
+        with self._tx(f"journal {len(adopted)} adopted positions", serial=True):
+            self._before_send()
+            self._executemany(
+                "INSERT INTO journal (plan_id, op_id, run_id, target, kind, status, request, response, error, base_updates, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", journal)
+            self._executemany(
+                "INSERT INTO base (target, location, item, quantity, settings) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (target, location, item) DO UPDATE SET quantity = excluded.quantity, settings = excluded.settings",
+                base)
+            self._bump_serial()
+
     def journal(self, plan_id: str) -> dict[str, JournalEntry]:
         with self._errors("read journal"):
             rows = self._all(_JOURNAL_SELECT + f" WHERE plan_id = ? ORDER BY {self._order}", [plan_id])

@@ -241,6 +241,16 @@ class StateStore(ABC):
         for outcome, updates in outcomes:
             self.record_outcome(plan_id, outcome, updates)
 
+    def record_adopted(self, plan_id: str, run_id: str, adopted: Sequence[tuple[Operation, str, BaseUpdate]],
+                       response: str) -> None:
+        """An import's operations (operation, request summary, the base position it adopts with
+        quantity and settings given), journaled straight as applied: no vendor is written, so
+        nothing is ever in flight. Stores override this with a bulk write: ``init --from``
+        adopts a chain's million positions at once."""
+        self.record_pending(plan_id, run_id, [(op, request, [update]) for op, request, update in adopted])
+        self.record_outcomes(plan_id, [(Outcome(op.id, JournalStatus.APPLIED, response=response), [update])
+                                       for op, _, update in adopted])
+
     @abstractmethod
     def journal(self, plan_id: str) -> dict[str, JournalEntry]: ...
 

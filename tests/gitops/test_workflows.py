@@ -266,7 +266,7 @@ def test_the_guides_document_the_credentials_the_commands_and_import() -> None:
     for kind in ("xseries", "zettle", "lightspeed-supplier", "kaching", "runfree"):
         assert f"`{kind}`" in guide, f"docs/gitops.md: no read-only credential advice for {kind}"
     for phrase in ("reconciler import --target T --no-state", "--local-state", "reconciler -C pr targets --compare-with .",
-                   "no `discover` command yet"):
+                   "reconciler discover TARGET --write"):
         assert phrase in guide, phrase
     from reconciler.cli import _register, cli
 
