@@ -102,3 +102,38 @@ def test_old_count_is_a_guard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         assert refused.code != 0 and "--allow-old-count" in refused.err and count_id in refused.err
         _, doc = _plan(shop, "--allow-old-count")
         assert [op["legs"][0]["change"] for op in doc["operations"] if op["item"] == "SKU-0000"] == [-3]
+
+
+def test_count_killed_mid_apply_resumes_without_doubling(tmp_path: Path) -> None:
+    import time
+
+    spec = SPECS["xseries"]
+    skus = [f"SKU-{n:04d}" for n in range(8)]
+    starting = {(f"loc{l}", f"SKU-{n:04d}"): 20 for l in range(spec.locations) for n in range(spec.items)}
+    with Shop(spec, tmp_path, starting) as shop:
+        shop.write_desired(starting)
+        path, _ = _plan(shop)
+        assert shop.cli("apply", str(path), "--no-progress").code == 0
+        count_id = _start(shop, skus)
+        sold_at = len(shop.sales())
+        counted = {sku: 20 - 1 - n % 3 for n, sku in enumerate(skus)}  # every position has a variance
+        assert shop.cli("count", "finish", count_id, "--sheet", str(_fill(shop, count_id, counted))).code == 0
+        shop._commit("count")
+        shop.control("POST", "sell", {"count": 10})
+        path, doc = _plan(shop)
+        assert len([op for op in doc["operations"] if op["kind"] == "adjust"]) == len(skus)
+        shop.faults(latency_ms=400)
+        proc = shop.start_apply(path)
+        deadline = time.monotonic() + 60
+        while "applied" not in shop.journal(doc["plan_id"]).values():
+            assert proc.poll() is None and time.monotonic() < deadline, shop.output()
+            time.sleep(0.05)
+        shop.kill(proc)
+        shop.faults(latency_ms=0)
+        done = shop.cli("apply", str(path), "--no-progress")  # resumes: in-flight writes verified, none resent
+        assert done.code == 0, done.err + done.out
+        sold = Counter(shop.sales()[sold_at:])
+        live = shop.stock()
+        assert {sku: live[(LOC, sku)] for sku in skus} == {sku: counted[sku] - sold[(LOC, sku)] for sku in skus}
+        _, again = _plan(shop)
+        assert not [op for op in again["operations"] if op["reason"].startswith("count ")]
