@@ -43,6 +43,7 @@ from reconciler.connectors._xseries_adjustments import (
     MAX_PER_CALL, RECEIPT, RETURN, AdjustmentWriter, Planned, Reason, reason_from_text,
 )
 from reconciler.connectors._xseries_consignments import ConsignmentWriter
+from reconciler.connectors import _xseries_counts as counting
 from reconciler.connectors.base import Connector, Estimate, OpResult, Outcome, TargetContext, Verification
 from reconciler.errors import ConfigError, NotSupported, Problem, VendorError, VendorRejected
 from reconciler.model import NO_SETTINGS, Capabilities, OpKind, Operation, Record, Settings, gc_paused, new_record
@@ -90,6 +91,7 @@ class XSeriesConnector(Connector):
         self.listing_refused: VendorRejected | None = None  # the plan-time cursor read was refused
         self.op_reasons: dict[str, Reason] = {}  # per stock file reasons: op id -> reason (see mark)
         self.op_files: dict[str, str] = {}
+        self.count_options = counting.count_options(ctx.name, ctx.options)  # stock counts (docs/counts.md)
 
     def close(self) -> None:
         self.http.close()
@@ -246,7 +248,11 @@ class XSeriesConnector(Connector):
             and self.reason(op).name not in (RECEIPT, RETURN)
 
     def reason(self, op: Operation) -> Reason:
-        return self.op_reasons.get(op.id) or self.options.reasons.for_change(op.location, op.legs[0].change)
+        return self.op_reasons.get(op.id) or counting.count_reason(self, op) \
+            or self.options.reasons.for_change(op.location, op.legs[0].change)
+
+    def unit_costs(self, location: str) -> dict[str, float]:
+        return counting.unit_costs(self, location)
 
     def batches(self, ops: Sequence[Operation]) -> list[list[Operation]]:
         """Resets of one product share a PUT; stock adjustments share a call (up to 1000);

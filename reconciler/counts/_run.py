@@ -95,13 +95,14 @@ def start_count(root: str | Path, location: str, *, items: Iterable[str] | None 
             lock = store.acquire_lock(f"count {count_id} ({who()})", READ_LOCK_TTL_S, [name])
             try:
                 live = conn.read_stock()
+                costs = conn.unit_costs(location)
             finally:
                 store.release_lock(lock.id)
             mapped = project.catalog
             for sku in chosen:
                 if name in mapped[sku].ids:
                     rec = live.get((location, sku))
-                    snapshots[(name, sku)] = (rec.quantity if rec is not None else 0, None)
+                    snapshots[(name, sku)] = (rec.quantity if rec is not None else 0, costs.get(sku))
         save_count(store, StoredCount(count_id, location, _iso(started), who(), note, chosen, None, snapshots))
     folder = Path(out_dir) if out_dir is not None else Path.cwd()
     names = [(sku, project.catalog[sku].name or "") for sku in chosen]

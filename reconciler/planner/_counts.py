@@ -212,3 +212,12 @@ def plan_counts(diff: Diff, plan: CountPlan | None, ctx_of: object, desired: obj
                          _parse_time(created_at), max_age=plan.max_age, allow_old=plan.allow_old, in_scope=in_scope)
     report.blocks = count_blocks(counts, in_scope)
     return _Counted(report)
+
+
+def count_of(op: Operation) -> str | None:
+    """The count id of a count's operation (its reason starts ``count ID at``), else None.
+    Connectors use it to write a count their own way (X-Series: a count reason, or a stocktake)."""
+    if op.kind is not OpKind.ADJUST or not op.reason.startswith("count "):
+        return None
+    head = op.reason[len("count "):].split(" ", 2)
+    return head[0] if len(head) > 1 and head[1] == "at" else None
