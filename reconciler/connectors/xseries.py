@@ -245,7 +245,7 @@ class XSeriesConnector(Connector):
     def native(self, op: Operation) -> bool:
         """Whether an adjustment goes through stock_adjustments (not a consignment)."""
         return op.kind is OpKind.ADJUST and op.legs[0].change != 0 and self.options.adjust_via == "stock_adjustments" \
-            and self.reason(op).name not in (RECEIPT, RETURN)
+            and self.reason(op).name not in (RECEIPT, RETURN) and not counting.by_stocktake(self, op)
 
     def reason(self, op: Operation) -> Reason:
         return self.op_reasons.get(op.id) or counting.count_reason(self, op) \
@@ -255,6 +255,13 @@ class XSeriesConnector(Connector):
         return counting.unit_costs(self, location)
 
     def batches(self, ops: Sequence[Operation]) -> list[list[Operation]]:
+        counted = [op for op in ops if counting.by_stocktake(self, op)]  # count_via: stocktake
+        if counted:
+            rest = [op for op in ops if not counting.by_stocktake(self, op)]
+            return self._batches(rest) + counting.stocktake_batches(counted)
+        return self._batches(ops)
+
+    def _batches(self, ops: Sequence[Operation]) -> list[list[Operation]]:
         """Resets of one product share a PUT; stock adjustments share a call (up to 1000);
         everything else goes alone.
 
@@ -295,6 +302,11 @@ class XSeriesConnector(Connector):
             return []
         if all(op.kind is OpKind.RESET for op in batch):
             return self._put_inventory(batch)
+        if all(counting.by_stocktake(self, op) for op in batch):
+            try:
+                return counting.send_stocktake(self, list(batch))
+            except VendorRejected as exc:
+                return [rejected(op, exc) for op in batch]
         if all(self.native(op) for op in batch):
             try:
                 planned = [self.planned(op) for op in batch]
@@ -387,6 +399,8 @@ class XSeriesConnector(Connector):
     # --- verify -------------------------------------------------------------------------------
 
     def verify(self, op: Operation) -> Verification:
+        if counting.by_stocktake(self, op):
+            return counting.verify_stocktake(self, op)
         if self.native(op):
             return self.adjustments.verify(op, self.planned(op))
         if op.kind in (OpKind.ADJUST, OpKind.MOVE):
