@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -13,10 +14,13 @@ from reconciler.config import load_project
 from reconciler.counts._files import read_records, write_counted, write_record
 from reconciler.counts._sheet import read_sheet, write_sheets
 from reconciler.counts._store import StoredCount, applied_ops, load_count, mark_finished, save_count
-from reconciler.errors import CountError
+from reconciler.errors import CountError, LockHeld
 from reconciler.planner._counts import CountedPosition, CountInput, CountPlan, count_op_id
 
 READ_LOCK_TTL_S = 300.0
+# Another count's read of the same target holds its lock for seconds: wait for it. An apply may
+# hold it for long; then the count says so and nothing is stored.
+READ_LOCK_WAIT_S = 60.0
 
 
 def utcnow() -> datetime:
@@ -92,7 +96,7 @@ def start_count(root: str | Path, location: str, *, items: Iterable[str] | None 
                 progress(f"reading live stock of {name} at {location}")
             # The target's lock only for the read: an apply of this target cannot change it
             # half-way, and counts of other locations (or this one) may start at any time.
-            lock = store.acquire_lock(f"count {count_id} ({who()})", READ_LOCK_TTL_S, [name])
+            lock = _read_lock(store, f"count {count_id} ({who()})", name)
             try:
                 live = conn.read_stock()
                 costs = conn.unit_costs(location)
@@ -108,6 +112,18 @@ def start_count(root: str | Path, location: str, *, items: Iterable[str] | None 
     names = [(sku, project.catalog[sku].name or "") for sku in chosen]
     ypath, cpath = write_sheets(folder, count_id, location, names)
     return StartedCount(count_id, location, _iso(started), chosen, len(snapshots), sorted(connectors), ypath, cpath)
+
+
+def _read_lock(store: Any, holder: str, target: str) -> Any:
+    deadline = time.monotonic() + READ_LOCK_WAIT_S
+    while True:
+        try:
+            return store.acquire_lock(holder, READ_LOCK_TTL_S, [target])
+        except LockHeld as exc:
+            if time.monotonic() > deadline:
+                raise LockHeld(f"count start: {exc.message}",
+                               hint="An apply of this target is running; start the count when it is done.") from exc
+            time.sleep(0.2)
 
 
 def _codes(project: Any) -> dict[str, str]:
