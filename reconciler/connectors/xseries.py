@@ -251,6 +251,10 @@ class XSeriesConnector(Connector):
         return self.op_reasons.get(op.id) or counting.count_reason(self, op) \
             or self.options.reasons.for_change(op.location, op.legs[0].change)
 
+    def scope_word(self, op: Operation) -> str:
+        """The scopes table's word for ``op``: "count" for a count sent as a STOCKTAKE."""
+        return "count" if counting.by_stocktake(self, op) else str(op.kind)
+
     def unit_costs(self, location: str) -> dict[str, float]:
         return counting.unit_costs(self, location)
 
