@@ -14,8 +14,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Callable, Mapping
 
-from reconciler.model import OpKind, Operation, PositionKey
+from reconciler.model import BaseState, DesiredPosition, DesiredState, OpKind, Operation, PositionKey, Record
 from reconciler.planner._diff import Diff
 from reconciler.planner._intent import Intent, LegIn, TargetCtx, signed
 
@@ -62,9 +63,13 @@ def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def take_counts(diff: Diff, counts: list[CountInput], ctx_of: dict[str, TargetCtx] | object, desired: dict,
-                base: dict, now: datetime, *, max_age: timedelta = DEFAULT_MAX_AGE, allow_old: bool = False,
-                in_scope: object = None) -> CountReport:
+Scope = Callable[[str, str], bool] | None
+"""(target, location) -> in the plan's scope; None: everything"""
+
+
+def take_counts(diff: Diff, counts: list[CountInput], ctx_of: Callable[[str], TargetCtx],
+                desired: Mapping[PositionKey, DesiredPosition], base: Mapping[PositionKey, Record], now: datetime,
+                *, max_age: timedelta = DEFAULT_MAX_AGE, allow_old: bool = False, in_scope: Scope = None) -> CountReport:
     """Replace the diff's quantity intents at counted positions by count operations."""
     report = CountReport()
     made: list[Intent] = []
@@ -72,7 +77,7 @@ def take_counts(diff: Diff, counts: list[CountInput], ctx_of: dict[str, TargetCt
         _age_guard(report, count, now, max_age, allow_old)
         for pos in count.positions:
             key = (pos.target, count.location, pos.item)
-            if pos.applied or (in_scope is not None and not in_scope(pos.target, count.location)):  # type: ignore[operator]
+            if pos.applied or (in_scope is not None and not in_scope(pos.target, count.location)):
                 continue
             dp = desired.get(key)
             if dp is None or dp.quantity != pos.counted:
@@ -81,7 +86,7 @@ def take_counts(diff: Diff, counts: list[CountInput], ctx_of: dict[str, TargetCt
                     f"{pos.counted} but the stock file now says {'nothing' if dp is None else dp.quantity}; "
                     "planned as an ordinary change, not as a count")
                 continue
-            ctx = ctx_of(pos.target)  # type: ignore[operator]
+            ctx = ctx_of(pos.target)
             it = _count_intent(report, count, pos, ctx, base.get(key))
             if it is not None:
                 made.append(it)
@@ -110,9 +115,9 @@ def _age_guard(report: CountReport, count: CountInput, now: datetime, max_age: t
 
 
 def _count_intent(report: CountReport, count: CountInput, pos: CountedPosition, ctx: TargetCtx,
-                  b: object) -> Intent | None:
+                  b: Record | None) -> Intent | None:
     loc, c = count.location, pos.counted
-    bq = b.quantity if b is not None else None  # type: ignore[attr-defined]
+    bq = b.quantity if b is not None else None
     head = f"count {count.count_id} at {loc} ({count.counted_at}): counted {c}"
     if not ctx.readable:
         report.warnings.append(
@@ -155,12 +160,12 @@ def mark_count_ops(ops: list[Operation], report: CountReport) -> list[Operation]
     return out
 
 
-def count_blocks(counts: list[CountInput], in_scope: object = None, shown: int = 10) -> list[str]:
+def count_blocks(counts: list[CountInput], in_scope: Scope = None, shown: int = 10) -> list[str]:
     """One block per count for the plan and the PR comment, biggest variances first."""
     blocks = []
     for count in counts:
         rows = [p for p in count.positions if not p.applied and p.snapshot is not None
-                and (in_scope is None or in_scope(p.target, count.location))]  # type: ignore[operator]
+                and (in_scope is None or in_scope(p.target, count.location))]
         if not rows:
             continue
         over = sum(p.counted - p.snapshot for p in rows if p.counted > p.snapshot)  # type: ignore[operator]
@@ -202,13 +207,13 @@ class _Counted:
         return mark_count_ops(ops, self.report)
 
 
-def plan_counts(diff: Diff, plan: CountPlan | None, ctx_of: object, desired: object, base: object,
-                created_at: str, in_scope: object) -> _Counted:
+def plan_counts(diff: Diff, plan: CountPlan | None, ctx_of: Callable[[str], TargetCtx], desired: DesiredState,
+                base: BaseState, created_at: str, in_scope: Scope) -> _Counted:
     """The hook make_plan calls after the diff (a no-op without counts)."""
     if plan is None or not plan.counts:
         return _Counted(CountReport())
     counts = list(plan.counts)
-    report = take_counts(diff, counts, ctx_of, desired.positions, base.positions,  # type: ignore[attr-defined]
+    report = take_counts(diff, counts, ctx_of, desired.positions, base.positions,
                          _parse_time(created_at), max_age=plan.max_age, allow_old=plan.allow_old, in_scope=in_scope)
     report.blocks = count_blocks(counts, in_scope)
     return _Counted(report)
