@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,11 @@ def test_count_keeps_sales_during_and_after(kind: str, tmp_path: Path, monkeypat
         shop.control("POST", "sell", {"count": 30})  # before the count: shrinkage the count must find
         before = shop.stock()
 
+        # the count was taken six hours before the PR is applied (simulated time)
+        six_hours_ago = datetime.now(timezone.utc) - timedelta(hours=6)
+        monkeypatch.setattr(count_run, "utcnow", lambda: six_hours_ago)
         count_id = _start(shop, skus)
+        monkeypatch.undo()
         snapshot = {sku: before[(LOC, sku)] for sku in skus}
         sold_at = len(shop.sales())
         shop.control("POST", "sell", {"count": 25})  # during the count
@@ -70,7 +75,7 @@ def test_count_keeps_sales_during_and_after(kind: str, tmp_path: Path, monkeypat
         # a variance is an adjustment; a count equal to its snapshot only records B = counted
         assert {op["item"] for op in counted_ops if op["kind"] != "record"} == {s for s in skus if counted[s] != snapshot[s]}
         assert all(op["legs"][0]["change"] == counted[op["item"]] - snapshot[op["item"]] for op in counted_ops)
-        assert doc["counts"] and doc["counts"][0].startswith(f"count {count_id}: {LOC}")
+        assert doc["counts"][0].startswith(f"count {count_id}: {LOC}, counted at {six_hours_ago:%Y-%m-%dT%H:%M:%SZ}")
         assert shop.cli("apply", str(path), "--no-progress").code == 0
 
         sold = Counter(shop.sales()[sold_at:])
