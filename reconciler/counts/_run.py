@@ -102,10 +102,11 @@ def start_count(root: str | Path, location: str, *, items: Iterable[str] | None 
                 costs = conn.unit_costs(location)
             finally:
                 store.release_lock(lock.id)
-            mapped = project.catalog
             for sku in chosen:
-                if name in mapped[sku].ids:
-                    rec = live.get((location, sku))
+                rec = live.get((location, sku))
+                # Only positions this target manages or holds: a count never starts managing an
+                # item a target merely knows from the catalogue.
+                if rec is not None or (name, location, sku) in project.positions:
                     snapshots[(name, sku)] = (rec.quantity if rec is not None else 0, costs.get(sku))
         save_count(store, StoredCount(count_id, location, _iso(started), who(), note, chosen, None, snapshots))
     folder = Path(out_dir) if out_dir is not None else Path.cwd()
