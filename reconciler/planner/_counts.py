@@ -73,10 +73,14 @@ def take_counts(diff: Diff, counts: list[CountInput], ctx_of: Callable[[str], Ta
     """Replace the diff's quantity intents at counted positions by count operations."""
     report = CountReport()
     made: list[Intent] = []
+    newest = newest_counts(counts)
     for count in counts:
-        _age_guard(report, count, now, max_age, allow_old)
+        if any(newest[(p.target, count.location, p.item)] is count and not p.applied for p in count.positions):
+            _age_guard(report, count, now, max_age, allow_old)
         for pos in count.positions:
             key = (pos.target, count.location, pos.item)
+            if newest[key] is not count:
+                continue  # a later count of the position replaces this one
             if pos.applied or (in_scope is not None and not in_scope(pos.target, count.location)):
                 continue
             dp = desired.get(key)
@@ -99,6 +103,15 @@ def take_counts(diff: Diff, counts: list[CountInput], ctx_of: Callable[[str], Ta
         diff.negative[:] = [(it, msg) for it, msg in diff.negative if keep(it)]
         diff.intents.extend(made)
     return report
+
+
+def newest_counts(counts: list[CountInput]) -> dict[PositionKey, CountInput]:
+    """Per position, the count taken last: only it can be applied (the stock file holds its result)."""
+    newest: dict[PositionKey, CountInput] = {}
+    for count in sorted(counts, key=lambda c: (c.counted_at, c.count_id)):
+        for pos in count.positions:
+            newest[(pos.target, count.location, pos.item)] = count
+    return newest
 
 
 def _age_guard(report: CountReport, count: CountInput, now: datetime, max_age: timedelta, allow_old: bool) -> None:
@@ -163,8 +176,10 @@ def mark_count_ops(ops: list[Operation], report: CountReport) -> list[Operation]
 def count_blocks(counts: list[CountInput], in_scope: Scope = None, shown: int = 10) -> list[str]:
     """One block per count for the plan and the PR comment, biggest variances first."""
     blocks = []
+    newest = newest_counts(counts)
     for count in counts:
         rows = [p for p in count.positions if not p.applied and p.snapshot is not None
+                and newest[(p.target, count.location, p.item)] is count
                 and (in_scope is None or in_scope(p.target, count.location))]
         if not rows:
             continue

@@ -83,3 +83,28 @@ def test_blocks_list_the_biggest_variances_first() -> None:
               _counts(CountedPosition("x", "A", 5, 6), CountedPosition("x", "B", 5, 1), CountedPosition("x", "C", 5, 8)))
     assert [line.split()[1] for line in p.counts[0].splitlines()[1:]] == ["B", "C", "A"]
     assert "4 unit(s) over, 4 under" in p.counts[0]
+
+
+def test_a_later_count_of_a_position_replaces_an_earlier_one_never_both() -> None:
+    first = CountInput("c1", "oslo", "2025-12-31T09:00:00Z", "stock/counts/c1.yaml", (CountedPosition("x", "A", 5, 7),))
+    later = CountInput("c2", "oslo", "2025-12-31T15:00:00Z", "stock/counts/c2.yaml",
+                       (CountedPosition("x", "A", 5, 6), CountedPosition("x", "B", 2, 3)))
+    d, b, a = {("x", "oslo", "A"): 5, ("x", "oslo", "B"): 2}, {("x", "oslo", "A"): 9, ("x", "oslo", "B"): 3}, \
+        {("x", "oslo", "A"): 6, ("x", "oslo", "B"): 3}
+    for order in ((first, later), (later, first)):
+        p = _plan(d, b, a, CountPlan(order))
+        assert [(op.item, op.legs[0].change, op.reason.split()[1]) for op in p.operations] == [("A", -1, "c2"), ("B", -1, "c2")]
+        assert [blk.split(":")[0] for blk in p.counts] == ["count c2"] and not p.warnings
+    # once the later count is applied, the earlier one stays superseded: nothing more, no warning
+    done = CountInput("c2", "oslo", "2025-12-31T15:00:00Z", "stock/counts/c2.yaml",
+                      (CountedPosition("x", "A", 5, 6, applied=True), CountedPosition("x", "B", 2, 3, applied=True)))
+    p = _plan(d, {("x", "oslo", "A"): 5, ("x", "oslo", "B"): 2}, {("x", "oslo", "A"): 5, ("x", "oslo", "B"): 2},
+              CountPlan((first, done)))
+    assert not p.operations and not p.warnings and not p.counts
+
+
+def test_an_old_count_already_applied_stops_nothing() -> None:
+    # count records stay in the repository after they are applied: weeks later they must not block plans
+    done = _counts(CountedPosition("x", "A", 5, 7, applied=True), counted_at="2025-10-01T00:00:00Z")
+    p = _plan({("x", "oslo", "A"): 5}, {("x", "oslo", "A"): 5}, {("x", "oslo", "A"): 4}, done)
+    assert [op.kind for op in p.operations] == [OpKind.DRIFT] and not p.warnings
