@@ -216,7 +216,9 @@ def count_plan(root: Path, store: Any | None, *, max_age_days: float = 7.0, allo
         rows = []
         for p in doc["positions"]:
             snap = stored.snapshots.get((p["target"], p["item"])) if stored is not None else None
-            snapshot = snap[0] if snap is not None else p.get("snapshot")
+            # Without a state its journal cannot say whether the count was applied: no snapshot
+            # then, so the position is adopted (a reset to the counted quantity), never doubled.
+            snapshot = snap[0] if snap is not None else p.get("snapshot") if store is not None else None
             rows.append((p, snapshot, snap[1] if snap is not None else None))
         ids = [count_op_id(count_id, (p["target"], location, p["item"])) for p, _, _ in rows]
         done = applied_ops(store, ids) if store is not None else set()

@@ -140,7 +140,10 @@ def _count_intent(report: CountReport, count: CountInput, pos: CountedPosition, 
                       f"{head}; write-only target: reset to the counted quantity (sales since the count are lost)",
                       write_mode="absolute")
     if pos.snapshot is None:
-        return None  # no snapshot: the diff's own intent (an adoption) stands
+        report.warnings.append(
+            f"count {count.count_id}: no snapshot of {pos.item} at {loc} in {pos.target} (not held there when the "
+            "count started, or no state to tell whether the count was applied): planned as usual, not as a count")
+        return None  # the diff's own intent (an adoption) stands
     rec = ctx.actual.get((loc, pos.item))
     a = rec.quantity if rec is not None else 0
     variance = c - pos.snapshot

@@ -55,6 +55,7 @@ def test_write_only_is_a_reset_with_a_warning_and_no_snapshot_adopts() -> None:
               caps={"w": WRITE_ONLY, "x": FULL}, unreadable=("w",))
     assert [(op.kind, op.item, op.legs[0].expected) for op in p.operations] == [(OpKind.RESET, "A", 5), (OpKind.RESET, "N", 5)]
     assert "adopt" in p.operations[1].reason
+    assert any("no snapshot of N at oslo in x" in w for w in p.warnings)
     assert any("w is write-only" in w and "cannot be kept" in w for w in p.warnings)
 
 
