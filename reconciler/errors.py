@@ -98,6 +98,10 @@ class GuardError(PlanError):
         )
 
 
+class CountError(ReconcilerError):
+    """A stock count could not be started or finished (docs/counts.md)."""
+
+
 class PlanFileError(PlanError):
     """A saved plan is corrupt, of an unknown format version, or was edited after writing."""
 

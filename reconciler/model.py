@@ -231,6 +231,8 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     # target -> the connector's mark of the vendor's state at plan time (Connector.mark)
     marks: dict[str, str] = field(default_factory=dict)
+    # one block of text per stock count the plan applies (reconciler/planner/_counts.py)
+    counts: list[str] = field(default_factory=list)
 
     @property
     def changes(self) -> list[Operation]:

@@ -72,6 +72,7 @@ class _PlanModel(_Strict):
     scope: dict[str, list[str]]
     notes: list[str] = []
     marks: dict[str, str] = {}
+    counts: list[str] = []
 
 
 # --- writing -------------------------------------------------------------------------------
@@ -119,6 +120,7 @@ def _head_document(plan: Plan) -> dict[str, Any]:
         # only when there are some: plan files written before notes existed keep their digest
         **({"notes": list(plan.notes)} if plan.notes else {}),
         **({"marks": dict(plan.marks)} if plan.marks else {}),
+        **({"counts": list(plan.counts)} if plan.counts else {}),
     }
 
 
@@ -470,6 +472,7 @@ def loads_plan(text: str, source: str = "<plan>") -> Plan:
         scope={k: list(v) for k, v in m.scope.items()},
         notes=list(m.notes),
         marks=dict(m.marks),
+        counts=list(m.counts),
     )
 
 

@@ -234,6 +234,8 @@ def plan_project(
     transports: Transports | None = None,
     progress: Callable[[str], None] | None = None,
     state: str | None = None,
+    count_max_age_days: float = 7.0,
+    allow_old_count: bool = False,
 ) -> Plan:
     """Load the repository, read state and live stock, and make a plan. Sends only reads.
     ``state``: the state location given on the command line (``--state``)."""
@@ -254,7 +256,9 @@ def plan_project(
             **dict(guard_overrides or {}),
         )
         git = git_info(project.root)
-        plan = make_plan(project.desired, base, actual, policy, git_commit=git.commit, git_dirty=git.dirty)
+        counts = _counts_of(project, url, missing, env, state, count_max_age_days, allow_old_count)
+        plan = make_plan(project.desired, base, actual, policy, git_commit=git.commit, git_dirty=git.dirty,
+                         counts=counts)
         check_plan_scopes(plan.operations, connectors)  # a missing OAuth scope is a plan-time error
         _ask_connectors(plan, project.desired, base, connectors)
     note = new_state_note(url, missing, base)
@@ -262,6 +266,17 @@ def plan_project(
         # A warning of the plan: the terminal, the PR comment and the saved plan all show it.
         plan.warnings.insert(0, note)
     return plan
+
+
+def _counts_of(project: Project, url: Any, missing: bool, env: Mapping[str, str] | None, state: str | None,
+               max_age_days: float, allow_old: bool) -> Any:
+    """The stock counts the repository records (docs/counts.md), for the planner."""
+    from reconciler.counts import count_plan
+
+    if missing:
+        return count_plan(project.root, None, max_age_days=max_age_days, allow_old=allow_old)
+    with open_store(project, env=env, state=state) as store:
+        return count_plan(project.root, store, max_age_days=max_age_days, allow_old=allow_old)
 
 
 def _ask_connectors(plan: Plan, desired: DesiredState, base: BaseState, connectors: Mapping[str, Connector]) -> None:

@@ -61,7 +61,10 @@ def check_plan_scopes(operations: Iterable[Operation], connectors: Mapping[str, 
     wanted: dict[str, dict[str, list[Operation]]] = defaultdict(lambda: defaultdict(list))
     for op in operations:
         if op.kind in EXECUTABLE_KINDS and op.target in connectors:
-            wanted[op.target][str(op.kind)].append(op)
+            # A connector may need other scopes for some operations (X-Series: a stock count
+            # written as a STOCKTAKE needs the "count" word's scope, not the adjustment's).
+            word = getattr(connectors[op.target], "scope_word", None)
+            wanted[op.target][word(op) if word is not None else str(op.kind)].append(op)
     problems: list[str] = []
     for target, by_word in sorted(wanted.items()):
         connector = connectors[target]

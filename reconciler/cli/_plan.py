@@ -82,6 +82,9 @@ def text_width() -> int | None:
 @click.option("--location", "locations", multiple=True, help="Plan only this location (repeatable).")
 @click.option("--color/--no-color", default=None, help="Colour the text output (default: when a terminal).")
 @guard_options
+@click.option("--allow-old-count", is_flag=True, help="Apply stock counts older than --count-max-age (docs/counts.md).")
+@click.option("--count-max-age", "count_max_age", type=click.FloatRange(0), default=7.0, show_default=True,
+              metavar="DAYS", help="A stock count older than this many days stops the plan.")
 @state_option
 @click.pass_context
 def plan_cmd(
@@ -93,6 +96,8 @@ def plan_cmd(
     locations: tuple[str, ...],
     color: bool | None,
     state_file: str | None,
+    allow_old_count: bool,
+    count_max_age: float,
     **kwargs: Any,
 ) -> None:
     """Compare the desired stock with state and live stock, and print the plan."""
@@ -107,6 +112,8 @@ def plan_cmd(
         guard_overrides=guard_overrides(kwargs),
         progress=stderr_progress,
         state=state_file,
+        count_max_age_days=count_max_age,
+        allow_old_count=allow_old_count,
     )
     if out:
         save_plan(plan, out)

@@ -112,7 +112,7 @@ def _load(root: Path, files: list[str]) -> Loaded:
 
 
 def stock_files(root: Path) -> list[str]:
-    """Location files: stock/**/*.yaml|yml except the catalog and hidden paths, sorted."""
+    """Location files: stock/**/*.yaml|yml except the catalog, hidden paths and counts/ folders, sorted."""
     folder = root / STOCK_DIR
     if not folder.is_dir():
         return []
@@ -123,6 +123,8 @@ def stock_files(root: Path) -> list[str]:
             continue
         if any(part.startswith(".") for part in path.relative_to(folder).parts) or path.is_dir():
             continue
+        if "counts" in path.relative_to(folder).parts[:-1]:
+            continue  # stock count records (docs/counts.md), not location files
         found.append(rel)
     return sorted(found)
 

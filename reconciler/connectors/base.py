@@ -186,6 +186,11 @@ class Connector(ABC):
         seconds = requests / self.ctx.rate_limit if self.ctx.rate_limit else 0.0
         return Estimate(requests, seconds)
 
+    def unit_costs(self, location: str) -> dict[str, float]:
+        """item -> unit cost at ``location``, for a stock count's variance value (docs/counts.md).
+        Default: none (the vendor gives no cost, or it is not read)."""
+        return {}
+
     def plan_problems(self, ops: Sequence[Operation], kept: Collection[tuple[str, str]]) -> list[Problem]:
         """Plan-time errors only the vendor can tell (it may read, never write). ``kept``: the
         (location, item) positions of this target still managed after the plan, computed only

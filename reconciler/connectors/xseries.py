@@ -43,6 +43,7 @@ from reconciler.connectors._xseries_adjustments import (
     MAX_PER_CALL, RECEIPT, RETURN, AdjustmentWriter, Planned, Reason, reason_from_text,
 )
 from reconciler.connectors._xseries_consignments import ConsignmentWriter
+from reconciler.connectors import _xseries_counts as counting
 from reconciler.connectors.base import CatalogueItem, Connector, Estimate, VendorLocation, OpResult, Outcome, TargetContext, Verification
 from reconciler.errors import ConfigError, NotSupported, Problem, VendorError, VendorRejected
 from reconciler.model import NO_SETTINGS, Capabilities, OpKind, Operation, Record, Settings, gc_paused, new_record
@@ -90,6 +91,7 @@ class XSeriesConnector(Connector):
         self.listing_refused: VendorRejected | None = None  # the plan-time cursor read was refused
         self.op_reasons: dict[str, Reason] = {}  # per stock file reasons: op id -> reason (see mark)
         self.op_files: dict[str, str] = {}
+        self.count_options = counting.count_options(ctx.name, ctx.options)  # stock counts (docs/counts.md)
 
     def close(self) -> None:
         self.http.close()
@@ -253,12 +255,27 @@ class XSeriesConnector(Connector):
     def native(self, op: Operation) -> bool:
         """Whether an adjustment goes through stock_adjustments (not a consignment)."""
         return op.kind is OpKind.ADJUST and op.legs[0].change != 0 and self.options.adjust_via == "stock_adjustments" \
-            and self.reason(op).name not in (RECEIPT, RETURN)
+            and self.reason(op).name not in (RECEIPT, RETURN) and not counting.by_stocktake(self, op)
 
     def reason(self, op: Operation) -> Reason:
-        return self.op_reasons.get(op.id) or self.options.reasons.for_change(op.location, op.legs[0].change)
+        return self.op_reasons.get(op.id) or counting.count_reason(self, op) \
+            or self.options.reasons.for_change(op.location, op.legs[0].change)
+
+    def scope_word(self, op: Operation) -> str:
+        """The scopes table's word for ``op``: "count" for a count sent as a STOCKTAKE."""
+        return "count" if counting.by_stocktake(self, op) else str(op.kind)
+
+    def unit_costs(self, location: str) -> dict[str, float]:
+        return counting.unit_costs(self, location)
 
     def batches(self, ops: Sequence[Operation]) -> list[list[Operation]]:
+        counted = [op for op in ops if counting.by_stocktake(self, op)]  # count_via: stocktake
+        if counted:
+            rest = [op for op in ops if not counting.by_stocktake(self, op)]
+            return self._batches(rest) + counting.stocktake_batches(counted)
+        return self._batches(ops)
+
+    def _batches(self, ops: Sequence[Operation]) -> list[list[Operation]]:
         """Resets of one product share a PUT; stock adjustments share a call (up to 1000);
         everything else goes alone.
 
@@ -299,6 +316,11 @@ class XSeriesConnector(Connector):
             return []
         if all(op.kind is OpKind.RESET for op in batch):
             return self._put_inventory(batch)
+        if all(counting.by_stocktake(self, op) for op in batch):
+            try:
+                return counting.send_stocktake(self, list(batch))
+            except VendorRejected as exc:
+                return [rejected(op, exc) for op in batch]
         if all(self.native(op) for op in batch):
             try:
                 planned = [self.planned(op) for op in batch]
@@ -391,6 +413,8 @@ class XSeriesConnector(Connector):
     # --- verify -------------------------------------------------------------------------------
 
     def verify(self, op: Operation) -> Verification:
+        if counting.by_stocktake(self, op):
+            return counting.verify_stocktake(self, op)
         if self.native(op):
             return self.adjustments.verify(op, self.planned(op))
         if op.kind in (OpKind.ADJUST, OpKind.MOVE):

@@ -11,6 +11,7 @@ from typing import Callable
 from reconciler.errors import GuardError, PlanError
 from reconciler.model import ActualState, BaseState, DesiredState, Plan, Policy, TargetPolicy, gc_paused
 from reconciler.planner._build import build_operations, compile_adjustments, plan_id
+from reconciler.planner._counts import CountInput, CountPlan, plan_counts
 from reconciler.planner._diff import Diff, run_diff
 from reconciler.planner._guards import check_guards
 from reconciler.planner._intent import TargetCtx
@@ -96,6 +97,7 @@ def make_plan(
     git_commit: str | None = None,
     git_dirty: bool = False,
     created_at: str | None = None,
+    counts: CountPlan | None = None,
 ) -> Plan:
     """The plan that takes the vendors from A towards D, given B (DESIGN.md section 3).
 
@@ -103,7 +105,7 @@ def make_plan(
     hold) and GuardError listing every guard violation that was not overridden.
     """
     with gc_paused():
-        return _make_plan(desired, base, actual, policy, git_commit, git_dirty, created_at)
+        return _make_plan(desired, base, actual, policy, git_commit, git_dirty, created_at, counts)
 
 
 def _make_plan(
@@ -114,20 +116,24 @@ def _make_plan(
     git_commit: str | None,
     git_dirty: bool,
     created_at: str | None,
+    counts: CountPlan | None = None,
 ) -> Plan:
     targets = _Targets(actual, policy)
     diff: Diff = run_diff(desired, base, targets, _scope(policy))
     if diff.errors:
         raise _plan_error(diff.errors)
+    created_at = created_at or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Stock counts (docs/counts.md): counted positions become variances against their snapshot.
+    counted = plan_counts(diff, counts, targets, desired, base, created_at, _scope(policy))
     # Extended in place, not copied: build_operations frees each intent as it goes, which a
     # second list holding all of them (a million for a chain's first plan) would prevent.
     intents = diff.intents
     intents.extend(compile_adjustments(diff.adjust, targets.cache))
     diff.adjust.clear()
     report = check_guards(diff, desired, policy, intents)
-    if report.violations:
-        raise GuardError(_capped(report.violations))
-    ops = build_operations(intents, base.lineage, base.serial)
+    if report.violations or counted.violations:
+        raise GuardError(_capped(report.violations + counted.violations))
+    ops = counted.mark(build_operations(intents, base.lineage, base.serial))
     unreadable, notes = _unreadable(targets.cache)
     scope: dict[str, list[str]] = {}
     if policy.only_targets is not None:
@@ -137,7 +143,7 @@ def _make_plan(
     return Plan(
         format_version=FORMAT_VERSION,
         plan_id=plan_id(base.lineage, base.serial, desired.digest, ops),
-        created_at=created_at or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        created_at=created_at,
         git_commit=git_commit,
         git_dirty=git_dirty,
         desired_digest=desired.digest,
@@ -146,7 +152,8 @@ def _make_plan(
         serial=base.serial,
         strategy_note=_strategy_note(desired),
         operations=ops,
-        warnings=notes + report.warnings,
+        warnings=notes + report.warnings + counted.warnings,
         unreadable_targets=unreadable,
         scope=scope,
+        counts=counted.blocks,
     )

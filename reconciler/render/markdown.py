@@ -154,6 +154,10 @@ def render_markdown(plan: Plan, limit: int = GITHUB_COMMENT_LIMIT) -> str:
         out.add(f"- {_cell(note)}\n", reserve=_RESERVE * 2)
     if plan.notes:
         out.add("\n")
+    for block in plan.counts:  # stock counts (docs/counts.md), biggest variances first
+        head, *rows = block.split("\n")
+        out.add(f"**Stock {_cell(head)}**\n\n" + "".join(f"- `{_cell(r.strip())}`\n" for r in rows) + "\n",
+                reserve=_RESERVE * 2)
     _add_summary(out, summary)
     _add_details(out, plan)
     return out.text()

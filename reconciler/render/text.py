@@ -128,6 +128,8 @@ def _header(console: Console, plan: Plan, summary: Summary) -> None:
         console.print(Text(f"warning: {warning}", style="bold yellow"))
     for note in plan.notes:
         console.print(Text(f"note: {note}", style="dim"))
+    for block in plan.counts:  # stock counts (docs/counts.md)
+        console.print(Text(block))
 
 
 def _location_table(summary: Summary, rows: int = MAX_LOCATION_ROWS) -> Table:

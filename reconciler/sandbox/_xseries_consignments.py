@@ -84,10 +84,13 @@ class ConsignmentAPI:
     """Handlers for ``/api/2.0/consignments...``; state lives in the simulator's database."""
 
     def __init__(self, sim: XSeriesSimulator, open_line_received: str = "drop",
-                 partial_status_put: str = "reject") -> None:
+                 partial_status_put: str = "reject", stocktake: Mapping[str, Any] | None = None) -> None:
+        from reconciler.sandbox._xseries_stocktake import StocktakeAPI
+
         self.sim = sim
         self.open_line_received = open_line_received
         self.partial_status_put = partial_status_put
+        self.stocktake = StocktakeAPI(self, **dict(stocktake or {}))  # STOCKTAKE (inventory counts)
 
     def route_table(self) -> list[tuple[str, Handler, list[str]]]:
         base = "/api/2.0/consignments"
@@ -112,6 +115,9 @@ class ConsignmentAPI:
         )
         if not rows:
             raise XsError(404, f"Consignment {consignment_id} not found")
+        if rows[0]["type"] == "STOCKTAKE" and rows[0]["status"] == "STOCKTAKE_IN_PROGRESS":
+            self.stocktake.process(rows[0])  # the background job, once due
+            rows = self.sim.db.query("SELECT * FROM xs_consignments WHERE id = ?", (consignment_id,))
         return rows[0]
 
     def _lines(self, consignment_id: str) -> dict[str, sqlite3.Row]:
@@ -172,7 +178,7 @@ class ConsignmentAPI:
         if ctype not in TYPES:
             raise XsError(422, f"type must be one of {', '.join(TYPES)}; got {ctype!r}")
         if ctype == "STOCKTAKE":
-            raise XsError(422, "STOCKTAKE consignments are not supported by this sandbox")
+            return self.stocktake.create(data)
         self.sim.require_scope("consignments:write:stock_transfer" if ctype == "OUTLET" else "consignments:write:stock_order")
         status = data.get("status", "OPEN")
         if status not in CREATE_STATUSES[ctype]:
@@ -216,6 +222,8 @@ class ConsignmentAPI:
     async def _update(self, request: Request) -> Response:
         row = self._row(request.path_params["consignment_id"])
         data = _object(unwrap(await json_body(request)), "consignment")
+        if row["type"] == "STOCKTAKE":
+            return self.stocktake.update(row, data)
         if row["status"] in FINAL:
             raise XsError(422, f"A {row['status']} consignment cannot be edited")
         missing = [name for name in REQUIRED_PUT_FIELDS if name not in data]
@@ -301,6 +309,9 @@ class ConsignmentAPI:
 
     async def _add_line(self, request: Request) -> Response:
         row = self._row(request.path_params["consignment_id"])
+        if row["type"] == "STOCKTAKE":
+            data = _object(unwrap(await json_body(request)), "data")
+            return self.stocktake.set_line(row, str(data.get("product_id")), data, add=True)
         line = self._parse_line(unwrap(await json_body(request)), "data")
         self._check_lines_editable(row)
         if line.product_id in self._lines(row["id"]):
@@ -312,6 +323,8 @@ class ConsignmentAPI:
         row = self._row(request.path_params["consignment_id"])
         product_id = request.path_params["product_id"]
         data = _object(unwrap(await json_body(request)), "data")
+        if row["type"] == "STOCKTAKE":
+            return self.stocktake.set_line(row, product_id, data, add=False)
         line = self._parse_line({**data, "product_id": product_id}, "data")
         self._check_lines_editable(row)
         if product_id not in self._lines(row["id"]):

@@ -82,6 +82,8 @@ class XSeriesSimulator(Simulator):
         open_line_received: str = "drop",
         partial_status_put: str = "reject",
         scopes: str | None = None,
+        stocktake_sales: str = "variance",
+        stocktake_delay_s: float | str = 0.3,
     ) -> None:
         # Set before the base class loads fixtures, which needs the clock.
         if clock is not None and not callable(clock):
@@ -93,7 +95,8 @@ class XSeriesSimulator(Simulator):
         budget = _option_number(rate_budget, "rate_budget", int)
         self.budget = RateBudget(int(budget), _option_number(rate_window_s, "rate_window_s", float), self.clock)
         self.consignments = ConsignmentAPI(self, switch_value("open_line_received", open_line_received),
-                                           switch_value("partial_status_put", partial_status_put))
+                                           switch_value("partial_status_put", partial_status_put),
+                                           {"sales": stocktake_sales, "delay_s": stocktake_delay_s})
         # The token's OAuth scopes (space or comma separated); None: every scope.
         self.scopes = None if scopes is None else frozenset(scopes.replace(",", " ").split())
         self.adjustments = AdjustmentAPI(self)

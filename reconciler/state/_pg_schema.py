@@ -57,5 +57,14 @@ CREATE TABLE credentials (
     received_at TEXT, received_by TEXT, source TEXT, access_expires_at TEXT);
 """
 
-PG_MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
+_V5 = """
+CREATE TABLE counts (
+    count_id TEXT PRIMARY KEY, location TEXT NOT NULL, started_at TEXT NOT NULL, started_by TEXT, note TEXT,
+    items TEXT, finished_at TEXT);
+CREATE TABLE count_snapshots (
+    count_id TEXT NOT NULL, target TEXT NOT NULL, item TEXT NOT NULL, quantity BIGINT NOT NULL, cost TEXT,
+    PRIMARY KEY (count_id, target, item));
+"""
+
+PG_MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5]
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)

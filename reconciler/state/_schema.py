@@ -116,5 +116,19 @@ def _v4_credentials(db: Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_v1_tables, _v2_indexes, _v3_parts_and_target_locks, _v4_credentials]
+def _v5_counts(db: Database) -> None:
+    # Stock counts (reconciler/counts): one row per count, one per position snapshotted at its start.
+    db.execute(
+        "CREATE TABLE counts (count_id TEXT PRIMARY KEY, location TEXT NOT NULL, started_at TEXT NOT NULL, "
+        "started_by TEXT, note TEXT, items TEXT, finished_at TEXT)"
+    )
+    db.execute(
+        "CREATE TABLE count_snapshots (count_id TEXT NOT NULL, target TEXT NOT NULL, item TEXT NOT NULL, "
+        "quantity INTEGER NOT NULL, cost TEXT, PRIMARY KEY (count_id, target, item))"
+    )
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [
+    _v1_tables, _v2_indexes, _v3_parts_and_target_locks, _v4_credentials, _v5_counts,
+]
 SCHEMA_VERSION = len(MIGRATIONS)

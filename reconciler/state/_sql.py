@@ -43,7 +43,8 @@ _RUN_COLUMNS = "run_id, plan_id, git_commit, who, started_at, finished_at, outco
 _JOURNAL_SELECT = (
     "SELECT plan_id, op_id, run_id, target, kind, status, request, response, error, updated_at, base_updates FROM journal"
 )
-_PK = {"meta": "key", "base": "target, location, item", "plans": "plan_id", "plan_parts": "plan_id, target"}
+_PK = {"meta": "key", "base": "target, location, item", "plans": "plan_id", "plan_parts": "plan_id, target",
+       "counts": "count_id", "count_snapshots": "count_id, target, item"}
 
 
 def utcnow() -> datetime:

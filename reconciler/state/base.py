@@ -31,6 +31,9 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "runs": ("run_id", "plan_id", "git_commit", "who", "started_at", "finished_at", "outcome", "counts", "targets"),
     "journal": ("plan_id", "op_id", "run_id", "target", "kind", "status", "request", "response", "error",
                 "base_updates", "updated_at"),
+    # stock counts (schema version 5, reconciler/counts)
+    "counts": ("count_id", "location", "started_at", "started_by", "note", "items", "finished_at"),
+    "count_snapshots": ("count_id", "target", "item", "quantity", "cost"),
 }
 
 

@@ -369,7 +369,7 @@ def test_outlet_transfer_moves_stock(xs_http: httpx.Client) -> None:
         ({"type": "RETURN"}, ["line"], {"status": "RECEIVED"}, "cannot go from OPEN"),
         ({"type": "SUPPLIER"}, ["line", "CANCELLED"], {"name": "renamed"}, "cannot be edited"),
         ({"type": "SUPPLIER"}, ["received", "RECEIVED"], {"status": "CANCELLED"}, "cannot be edited"),
-        ({"type": "STOCKTAKE"}, [], None, "STOCKTAKE"),
+        ({"type": "STOCKTAKE", "filters": [{"type": "product", "value": PRODUCT}] * 26}, [], None, "at most 25"),
     ],
 )
 def test_illegal_consignment_changes_are_rejected(

@@ -14,13 +14,14 @@ from applykit import adjust, make_plan, reset
 
 from reconciler.errors import LockHeld, StalePlanError, StateError
 from reconciler.state import BaseUpdate, JournalStatus, Outcome, open_state_store
+from reconciler.state._schema import SCHEMA_VERSION
 from reconciler.state.base import MAX_RESPONSE_CHARS, TABLE_COLUMNS
 
 
 def test_identity_survives_reopen_and_new_states_differ(state_url: str, tmp_path) -> None:
     with open_state_store(state_url) as store:
         lineage = store.lineage()
-        assert store.serial() == 0 and store.schema_version() == 4 and store.is_empty()
+        assert store.serial() == 0 and store.schema_version() == SCHEMA_VERSION and store.is_empty()
     with open_state_store(state_url, create=False) as again:
         assert again.lineage() == lineage  # made once, on creation
     with open_state_store(tmp_path / "other.db") as other:
