@@ -89,6 +89,24 @@ def test_baseline_worktree_is_refused_inside_the_checkout() -> None:
     assert not (ROOT / "baseline-here").exists()
 
 
+def test_a_baseline_worktree_at_another_commit_is_refused_not_reused(tmp_path: Path) -> None:
+    # A real worktree of HEAD, then asked for HEAD~1 in the same folder: the figures would
+    # compare the wrong commit, so prepare() refuses before any venv is made.
+    if subprocess.run(["git", "rev-parse", "--verify", "HEAD~1^{commit}"], cwd=ROOT, capture_output=True,
+                      check=False).returncode != 0:
+        pytest.skip("a shallow clone: no parent commit")
+    where = tmp_path / "baseline"
+    subprocess.run(["git", "worktree", "add", "--detach", str(where), "HEAD"], cwd=ROOT, capture_output=True,
+                   check=True)
+    try:
+        with pytest.raises(_baseline.BaselineError, match="not HEAD~1"):
+            _baseline.prepare("HEAD~1", where)
+        assert not (where / ".venv").exists()
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(where)], cwd=ROOT, capture_output=True,
+                       check=False)
+
+
 def test_changed_records_reach_the_feed_with_new_versions(tmp_path: Path) -> None:
     spec = RepoSpec(3, 40)
     qty = [[5] * spec.skus for _ in range(spec.locations)]
