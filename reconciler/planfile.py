@@ -6,7 +6,9 @@ Loading recomputes it, so a plan edited after it was written is refused before a
 applied. Plans hold quantities, names and hashes only; no credential ever reaches them.
 
 Layout: pretty-printed header, one operation per line, so a plan diffs well in review and a
-million-operation plan stays a reasonable size.
+million-operation plan stays a reasonable size. Plans of ``COMPRESS_FROM`` operations or more
+are saved gzip-compressed (the same JSON inside: ``zcat plan.json`` shows it); ``load_plan``
+reads both.
 """
 
 from __future__ import annotations
