@@ -46,6 +46,7 @@ class Stage:
     # CPU seconds of the sandbox process serving the stage's requests (another process: it
     # counts in this stage's wall time, not in its CPU time)
     server_cpu: list[float] = field(default_factory=list)
+    load: list[float] = field(default_factory=list)  # 1-minute load average as each run starts
 
     @property
     def wall_s(self) -> float:
@@ -87,6 +88,7 @@ def measure(stage: Stage, fn: Callable[[], Any], profile_to: Path | None = None,
         profiler = Profiler(interval=0.005)
         profiler.start()
     server = process_cpu_s(server_pid) if server_pid is not None else None
+    load = os.getloadavg()[0]
     wall, cpu = time.perf_counter(), time.process_time()
     result = fn()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -99,6 +101,7 @@ def measure(stage: Stage, fn: Callable[[], Any], profile_to: Path | None = None,
     else:  # profiled runs are slower; they do not count
         stage.wall.append(wall)
         stage.cpu.append(cpu)
+        stage.load.append(load)
         if server is not None and server_after is not None:
             stage.server_cpu.append(server_after - server)
         # a profiled run keeps the profiler's frames in memory too: its peak does not count either

@@ -50,8 +50,28 @@ def _inventory_rows(spec: _repo.RepoSpec, qty: list[list[int]]):  # type: ignore
             yield (f"inv-{i}-{j}", _repo.product_id(j), outlet, qty[i][j], version)
 
 
-def kaching_sandbox(workdir: Path, spec: _repo.RepoSpec) -> SandboxProcess:
-    """A Ka-ching sandbox that knows the benchmark's locations and products."""
+def change_records(db: Path, spec: _repo.RepoSpec, count: int, round_: int) -> None:
+    """``count`` inventory records changed in the X-Series sandbox as sales and receipts do: the
+    amount moves and the record gets a new global version above every other (what the vendor's
+    feed shows a client reading after its last cursor). Spread over all locations; each round
+    changes other records."""
+    if count <= 0:
+        return
+    stride = max(1, spec.positions // count)
+    picked = sorted({(k * stride + round_ * 7919) % spec.positions for k in range(count)})
+    conn = sqlite3.connect(db, timeout=30)
+    with conn:
+        top = int(conn.execute("SELECT value FROM xs_meta WHERE key = 'version'").fetchone()[0])
+        conn.executemany(
+            "UPDATE xs_inventory SET current_amount = current_amount + ?, version = ? WHERE id = ?",
+            ((-1 if n % 2 else 5, top + 1 + n, f"inv-{p // spec.skus}-{p % spec.skus}") for n, p in enumerate(picked)))
+        conn.execute("UPDATE xs_meta SET value = ? WHERE key = 'version'", (top + 1 + len(picked),))
+    conn.close()
+
+
+def kaching_sandbox(workdir: Path, spec: _repo.RepoSpec, index: int = 0) -> SandboxProcess:
+    """A Ka-ching sandbox that knows the benchmark's locations and products (``index``: which
+    of several, each with its own state file)."""
     fixtures = {
         "locations": [{"id": _repo.location_name(i)} for i in range(spec.locations)],
         "items": [{"id": {"product": _repo.item_id(spec, j)}} for j in range(spec.skus)],
@@ -59,7 +79,8 @@ def kaching_sandbox(workdir: Path, spec: _repo.RepoSpec) -> SandboxProcess:
     path = workdir / "kaching-fixtures.json"
     path.write_text(json.dumps(fixtures), encoding="utf-8")
     options = {"account": _repo.KC_ACCOUNT, "integration": _repo.KC_INTEGRATION}
-    return SandboxProcess("kaching", state=workdir / "kaching.db", fixtures_path=path, token=KC_APIKEY,
+    state = workdir / ("kaching.db" if index == 0 else f"kaching-{index}.db")
+    return SandboxProcess("kaching", state=state, fixtures_path=path, token=KC_APIKEY,
                           options=options, timeout=60)
 
 

@@ -6,18 +6,24 @@ Loading recomputes it, so a plan edited after it was written is refused before a
 applied. Plans hold quantities, names and hashes only; no credential ever reaches them.
 
 Layout: pretty-printed header, one operation per line, so a plan diffs well in review and a
-million-operation plan stays a reasonable size.
+million-operation plan stays a reasonable size. Plans of ``COMPRESS_FROM`` operations or more
+are saved gzip-compressed (the same JSON inside: ``zcat plan.json`` shows it); ``load_plan``
+reads both.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
 import os
+import queue
 import tempfile
+import threading
+import zlib
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -262,32 +268,118 @@ def write_plan(plan: Plan, out: BinaryIO) -> None:
     file: it is written as a placeholder and filled in once the operations have streamed past,
     so each operation is encoded once per form and never held as a whole file in memory.
     """
+    start = out.tell()
+    header, digest_at, pieces = _plan_pieces(plan)
+    out.write(header)
+    for piece in pieces:
+        out.write(piece)
+    end = out.tell()
+    out.seek(start + digest_at)
+    out.write(pieces.digest.encode())
+    out.seek(end)
+
+
+class _Pieces:
+    """The bytes of a plan file after its header, chunk by chunk; ``digest`` once exhausted."""
+
+    def __init__(self, plan: Plan, canon_head: str, canon_tail: str) -> None:
+        self.plan, self.canon_head, self.canon_tail = plan, canon_head, canon_tail
+        self.digest = ""
+
+    def __iter__(self) -> Iterator[bytes]:
+        digest = hashlib.sha256(self.canon_head.encode())
+        ops = self.plan.operations
+        escaped = _Escaped()
+        if not ops:
+            yield b'[]\n}\n'
+        else:
+            yield b"[\n    "
+            for start in range(0, len(ops), _CHUNK):
+                canon, lines = _chunk_texts(ops[start:start + _CHUNK], escaped)
+                if start:
+                    digest.update(b",")
+                    yield b",\n    "
+                digest.update(",".join(canon).encode())
+                yield ",\n    ".join(lines).encode()
+            yield b"\n  ]\n}\n"
+        digest.update(self.canon_tail.encode())
+        self.digest = digest.hexdigest()
+
+
+def _plan_pieces(plan: Plan) -> tuple[bytes, int, _Pieces]:
+    """The header (digest as a placeholder), the placeholder's byte offset in it, and the rest."""
     doc = _head_document(plan)
     canon_head, canon_tail = _canonical_around_operations(doc)
-    digest = hashlib.sha256(canon_head.encode())
     head = {"format_version": doc["format_version"], "digest": _PLACEHOLDER}
     head.update((k, v) for k, v in sorted(doc.items()) if k != "format_version")
     header = json.dumps(head, indent=2, ensure_ascii=False, sort_keys=False)[:-2]
-    digest_at = out.tell() + len(header[: header.index(_DIGEST_KEY) + len(_DIGEST_KEY)].encode())
-    ops = plan.operations
-    escaped = _Escaped()
-    if not ops:
-        out.write(f'{header},\n  "operations": []\n}}\n'.encode())
-    else:
-        out.write(f'{header},\n  "operations": [\n    '.encode())
-        for start in range(0, len(ops), _CHUNK):
-            canon, lines = _chunk_texts(ops[start:start + _CHUNK], escaped)
-            if start:
-                digest.update(b",")
-                out.write(b",\n    ")
-            digest.update(",".join(canon).encode())
-            out.write(",\n    ".join(lines).encode())
-        out.write(b"\n  ]\n}\n")
-    digest.update(canon_tail.encode())
+    digest_at = len(header[: header.index(_DIGEST_KEY) + len(_DIGEST_KEY)].encode())
+    return f'{header},\n  "operations": '.encode(), digest_at, _Pieces(plan, canon_head, canon_tail)
+
+
+# Plans of at least this many operations are saved gzip-compressed (a chain's first plan: ~390
+# bytes an operation as text, ~40 compressed). Smaller plans stay plain text, readable in review.
+# load_plan reads both; the JSON inside is the same format_version either way.
+COMPRESS_FROM = 10_000
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def write_compressed_plan(plan: Plan, out: BinaryIO) -> None:
+    """The plan file gzip-compressed, as two gzip members (one stream to any gzip reader).
+
+    The first member holds the header, stored uncompressed (level 0) so that its size does not
+    depend on the digest: it is rewritten in place once the digest is known. The second holds
+    the operations, compressed on a worker thread (zlib releases the GIL) while this thread
+    formats the next chunk: on two cores the compression costs little wall time.
+    """
+    start = out.tell()
+    header, digest_at, pieces = _plan_pieces(plan)
+    placeholder = _stored_member(header)
+    out.write(placeholder)
+    jobs: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+    failed: list[BaseException] = []
+
+    def compress() -> None:
+        try:
+            deflate = zlib.compressobj(1, zlib.DEFLATED, 31)  # wbits 31: a gzip member
+            while (piece := jobs.get()) is not None:
+                if not failed:
+                    out.write(deflate.compress(piece))
+            if not failed:
+                out.write(deflate.flush())
+        except BaseException as exc:  # noqa: BLE001 - handed to the writing thread
+            failed.append(exc)
+            while jobs.get() is not None:  # drain so the producer never blocks
+                pass
+
+    worker = threading.Thread(target=compress, name="plan-compress", daemon=True)
+    worker.start()
+    try:
+        batch: list[bytes] = []
+        for piece in pieces:  # pieces of ~10,000 operations; small ones are batched
+            batch.append(piece)
+            if sum(map(len, batch)) >= 1 << 20:
+                jobs.put(b"".join(batch))
+                batch = []
+            if failed:
+                break
+        if batch:
+            jobs.put(b"".join(batch))
+    finally:
+        jobs.put(None)
+        worker.join()
+    if failed:
+        raise failed[0]
+    real = header[:digest_at] + pieces.digest.encode() + header[digest_at + len(_PLACEHOLDER):]
     end = out.tell()
-    out.seek(digest_at)
-    out.write(digest.hexdigest().encode())
+    out.seek(start)
+    out.write(_stored_member(real))
     out.seek(end)
+
+
+def _stored_member(data: bytes) -> bytes:
+    """A gzip member holding ``data`` uncompressed; its size depends only on ``len(data)``."""
+    return gzip.compress(data, compresslevel=0, mtime=0)
 
 
 def dump_plan(plan: Plan) -> str:
@@ -305,7 +397,7 @@ def save_plan(plan: Plan, path: str | os.PathLike[str]) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
-                write_plan(plan, fh)
+                (write_compressed_plan if len(plan.operations) >= COMPRESS_FROM else write_plan)(plan, fh)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, target)
@@ -476,11 +568,24 @@ def loads_plan(text: str, source: str = "<plan>") -> Plan:
     )
 
 
+def _decompress(data: bytes, path: Path) -> bytes:
+    """A compressed plan's text (save_plan compresses plans of COMPRESS_FROM operations or more)."""
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise PlanFileError(
+            f"{path}: not a plan file: it is gzip-compressed but its data is truncated or corrupt ({exc}); {_REMAKE}"
+        ) from exc
+
+
 def load_plan(path: str | os.PathLike[str]) -> Plan:
     """Read and verify a saved plan."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        data = p.read_bytes()
+        if data.startswith(_GZIP_MAGIC):
+            data = _decompress(data, p)
+        text = data.decode("utf-8")
     except FileNotFoundError as exc:
         raise PlanFileError(f"{p}: no such plan file; make one with `reconciler plan --out {p}`") from exc
     except UnicodeDecodeError as exc:

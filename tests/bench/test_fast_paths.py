@@ -9,11 +9,13 @@ position loop with the careful per-position checks, the model's fast constructor
 from __future__ import annotations
 
 import gc
+import gzip
 import hashlib
 import json
 import pickle
 import random
 import weakref
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -43,7 +45,8 @@ from reconciler.model import (
     new_source_ref,
     new_sourced_position,
 )
-from reconciler.planfile import _op_out, dump_plan, loads_plan, plan_document, save_plan
+from reconciler.errors import PlanFileError
+from reconciler.planfile import _op_out, dump_plan, load_plan, loads_plan, plan_document, save_plan
 from reconciler.render.text import render_text
 
 # --- plan file writer ------------------------------------------------------------------------------
@@ -99,10 +102,56 @@ def test_plan_file_of_many_chunks_round_trips(tmp_path: Path) -> None:
     plan = _plan(ops)
     path = tmp_path / "plan.json"
     save_plan(plan, path)
-    text = path.read_text(encoding="utf-8")
-    assert text == _reference_dump(plan)
+    data = path.read_bytes()
+    assert data[:2] == b"\x1f\x8b"  # 25,001 operations >= COMPRESS_FROM: saved compressed
+    text = gzip.decompress(data).decode("utf-8")
+    assert text == _reference_dump(plan) == dump_plan(plan)
     assert loads_plan(text).operations == ops
+    assert load_plan(path).operations == ops
+    assert len(data) < len(text) / 5
     assert dump_plan(_plan([])) == _reference_dump(_plan([]))
+
+
+def _many(count: int) -> list[Operation]:
+    return [Operation(f"{i:016x}", OpKind.ADJUST, "kc", f"SKU-{i:06d}", (Leg("oslo", i % 5, 3, 4, 1, 3 + i % 5),),
+                      "desired 3 -> 4") for i in range(count)]
+
+
+def test_plans_below_the_threshold_stay_plain_text(tmp_path: Path) -> None:
+    small, large = _plan(_many(planfile.COMPRESS_FROM - 1)), _plan(_many(planfile.COMPRESS_FROM))
+    save_plan(small, tmp_path / "small.json")
+    save_plan(large, tmp_path / "large.json")
+
+    assert (tmp_path / "small.json").read_text(encoding="utf-8") == dump_plan(small)
+    assert gzip.decompress((tmp_path / "large.json").read_bytes()).decode() == dump_plan(large)
+    assert load_plan(tmp_path / "large.json") == large
+
+
+def test_a_compressed_plan_that_is_truncated_or_edited_is_refused(tmp_path: Path) -> None:
+    plan = _plan(_many(planfile.COMPRESS_FROM))
+    path = tmp_path / "plan.json"
+    save_plan(plan, path)
+    data = path.read_bytes()
+
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(PlanFileError, match="gzip-compressed but its data is truncated or corrupt"):
+        load_plan(path)
+    edited = gzip.decompress(data).replace(b'"desired": 4', b'"desired": 5', 1)
+    path.write_bytes(gzip.compress(edited))
+    with pytest.raises(PlanFileError, match="digest mismatch"):
+        load_plan(path)
+
+
+def test_a_failed_write_while_compressing_leaves_no_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = _plan(_many(planfile.COMPRESS_FROM * 3))
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise zlib.error("out of memory")
+
+    monkeypatch.setattr(planfile.zlib, "compressobj", broken)
+    with pytest.raises(zlib.error):
+        save_plan(plan, tmp_path / "plan.json")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_plan_file_of_repeating_texts_is_what_the_json_encoders_write(monkeypatch: pytest.MonkeyPatch) -> None:
