@@ -32,6 +32,8 @@ from hypothesis import HealthCheck, Phase, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from stateful_kit import JournalWatch, assert_b_is_d
+
 from reconciler.apply import resolve_op
 from reconciler.connectors.memory import SimulatedCrash
 from reconciler.errors import StalePlanError, UnsettledOperations
@@ -79,7 +81,7 @@ class ApplyMachine(RuleBasedStateMachine):
         self.seen_seq = dict.fromkeys(TARGETS, 0)
         self.expected_vendor: dict[Key, int] = {}
         self.drift: dict[Key, int] = {}
-        self.journal_status: dict[tuple[str, str], JournalStatus] = {}
+        self.journal = JournalWatch(self.root / ".reconciler" / "state.db")
         self._write_repo()
 
     def teardown(self) -> None:
@@ -192,11 +194,7 @@ class ApplyMachine(RuleBasedStateMachine):
                 resolve_op(store, entry.op_id, landed, holder="t@h", plan_id=entry.plan_id)
 
     def _b_is_d_of_the_plan(self) -> None:
-        """A plan applied in full leaves B = its D, exactly: every desired position managed at the
-        desired quantity (records included), nothing else."""
-        with SQLiteStateStore(self.root / ".reconciler" / "state.db") as store:
-            base = {key: record.quantity for key, record in store.load_base().positions.items()}
-        assert base == self.plan_desired, f"B after a plan applied in full is not its D: {base} != {self.plan_desired}"
+        assert_b_is_d(self.root / ".reconciler" / "state.db", self.plan_desired)
 
     # --- the model --------------------------------------------------------------------------------
     def _observe(self) -> None:
@@ -207,16 +205,8 @@ class ApplyMachine(RuleBasedStateMachine):
             for seq, op_id in rows:
                 self.seen_seq[target] = seq
                 self._landed(self.ops[op_id])
-        state = self.root / ".reconciler" / "state.db"
-        if not state.exists():
-            return
-        with SQLiteStateStore(state) as store:
-            for plan_id in {op_plan for op_plan, _ in self.journal_status} | ({self.plan.plan_id} if self.plan else set()):
-                for op_id, entry in store.journal(plan_id).items():
-                    before = self.journal_status.get((plan_id, op_id))
-                    self.journal_status[(plan_id, op_id)] = entry.status
-                    if entry.status is JournalStatus.APPLIED and before is not JournalStatus.APPLIED:
-                        self._journalled(self.ops[op_id])
+        for op_id in self.journal.newly_applied({self.plan.plan_id} if self.plan else ()):
+            self._journalled(self.ops[op_id])
 
     def _landed(self, op: Operation) -> None:
         self.landed[op.id] = self.step

@@ -28,6 +28,8 @@ from hypothesis import HealthCheck, Phase, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from stateful_kit import JournalWatch, assert_b_is_d
+
 from reconciler.apply import resolve_op
 from reconciler.connectors.memory import SimulatedCrash
 from reconciler.errors import ApplyIncomplete, StalePlanError, UnsettledOperations
@@ -89,7 +91,7 @@ class SandboxApplyMachine(RuleBasedStateMachine):
         self.step = 0
         self.sales: list[tuple[int, Key]] = []
         self.drift: dict[Key, int] = {}
-        self.seen: dict[tuple[str, str], JournalStatus] = {}
+        self.journal = JournalWatch(self.root / ".reconciler" / "state.db")
         self.ops: dict[str, Any] = {}
         self.sims: dict[str, Any] = {}
         self.transports: dict[str, CrashingTransport] = {}
@@ -215,17 +217,8 @@ class SandboxApplyMachine(RuleBasedStateMachine):
 
     # --- the model ------------------------------------------------------------------------------
     def _observe(self) -> None:
-        state = self.root / ".reconciler" / "state.db"
-        if not state.exists():
-            return
-        with SQLiteStateStore(state) as store:
-            plans = {p for p, _ in self.seen} | ({self.plan.plan_id} if self.plan else set())
-            for plan_id in plans:
-                for op_id, entry in store.journal(plan_id).items():
-                    before = self.seen.get((plan_id, op_id))
-                    self.seen[(plan_id, op_id)] = entry.status
-                    if entry.status is JournalStatus.APPLIED and before is not JournalStatus.APPLIED:
-                        self._journalled(self.ops[op_id])
+        for op_id in self.journal.newly_applied({self.plan.plan_id} if self.plan else ()):
+            self._journalled(self.ops[op_id])
 
     def _journalled(self, op: Any) -> None:
         for key in op.keys:
@@ -238,9 +231,7 @@ class SandboxApplyMachine(RuleBasedStateMachine):
                 self.drift[key] = 0
 
     def _b_is_d_of_the_plan(self) -> None:
-        with SQLiteStateStore(self.root / ".reconciler" / "state.db") as store:
-            base = {key: record.quantity for key, record in store.load_base().positions.items()}
-        assert base == self.plan_desired, f"B after a plan applied in full is not its D: {base} != {self.plan_desired}"
+        assert_b_is_d(self.root / ".reconciler" / "state.db", self.plan_desired)
 
     def _live(self) -> dict[Key, int]:
         live: dict[Key, int] = {}
