@@ -29,20 +29,23 @@ them up without invalidating (tests/connectors/test_xseries_incremental.py shows
 from __future__ import annotations
 
 import zlib
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import orjson
 
 from reconciler.errors import ConfigError, Problem, VendorRejected
+from reconciler.connectors.xseries import PREFETCH_PAGES, prefetched
 from reconciler.model import Record
 
 if TYPE_CHECKING:
     from reconciler.connectors.xseries import XSeriesConnector
 
 DEFAULT_MAX_AGE_H = 6.0
-# A snapshot record: [version, quantity, reorder_point, reorder_amount] by "outlet_id product_id".
-Snapshot = dict[str, list[Any]]
+# outlet_id -> product_id -> [version, quantity, reorder_point, reorder_amount]: by outlet, so
+# mapping skips an unmanaged outlet at once and no key is split per record.
+Snapshot = dict[str, dict[str, list[Any]]]
 
 
 @dataclass
@@ -113,7 +116,11 @@ def read_snapshot(conn: XSeriesConnector, store: Any, *, refresh: bool) -> tuple
                 return snapshot, (f"{name}: live stock read incrementally: {changed} record(s) changed since version "
                                   f"{kept.cursor} (last read {kept.read_at}; read in full {kept.full_at})")
     snapshot = {}
-    _, cursor = _merge(snapshot, conn.inventory_pages(_path(conn)), 0)
+    # Pages fetched and decoded on a thread while this one merges (as the full read does).
+    pages = prefetched(lambda stop: conn.inventory_pages(_path(conn), stop), depth=PREFETCH_PAGES,
+                       name=f"xseries-prefetch-{name}")
+    with closing(pages):
+        _, cursor = _merge(snapshot, pages, 0)
     read_at = store.save_live_snapshot(name, lineage=lineage, source=source, cursor=cursor,
                                        records=_encode(snapshot), full_at=None)
     return snapshot, f"{name}: live stock read in full at {read_at} ({why}); next plans read changes after version {cursor}"
@@ -152,16 +159,21 @@ def _merge(snapshot: Snapshot, pages: Iterable[list[dict[str, Any]]], cursor: in
             seen += 1
             version = int(rec["version"])
             cursor = max(cursor, version)
-            key = f"{rec.get('outlet_id')} {rec.get('product_id')}"
-            held = snapshot.get(key) or tombstones.get(key)
+            outlet, product = str(rec.get("outlet_id")), str(rec.get("product_id"))
+            products = snapshot.get(outlet)
+            if products is None:
+                products = snapshot[outlet] = {}
+            held = products.get(product) or tombstones.get((outlet, product))
             if held is not None and held[0] > version:
                 continue
             if rec.get("deleted_at"):
-                snapshot.pop(key, None)
-                tombstones[key] = [version]
+                products.pop(product, None)
+                tombstones[outlet, product] = [version]
             else:
-                tombstones.pop(key, None)
-                snapshot[key] = [version, _quantity(rec), rec.get("reorder_point"), rec.get("reorder_amount")]
+                tombstones.pop((outlet, product), None)
+                amount = rec.get("current_amount")
+                products[product] = [version, amount if amount.__class__ is int else _quantity(rec),
+                                     rec.get("reorder_point"), rec.get("reorder_amount")]
     return seen, cursor
 
 
@@ -169,32 +181,37 @@ def _backwards(conn: XSeriesConnector, snapshot: Snapshot, cursor: int) -> bool:
     """True when the vendor's versions are below ``cursor`` or its records are not the
     snapshot's (a reset sandbox, another store behind the URL): the snapshot's newest record is
     looked up (one small read of its product) and must be there at its version or higher."""
-    if not snapshot:
+    held = [(rec[0], outlet, product) for outlet, products in snapshot.items() for product, rec in products.items()]
+    if not held:
         return False
-    key, newest = max(snapshot.items(), key=lambda kv: kv[1][0])
-    if newest[0] < cursor:
+    newest, outlet, product = max(held)
+    if newest < cursor:
         return False  # the newest change was a deletion: nothing live to look up; trust the feed
-    outlet, product = key.split(" ", 1)
     if conn.options.version >= "2026-04":
         pages = conn.inventory_pages(_path(conn), product_id=product)
     else:
         pages = conn.inventory_pages(f"{_path(conn)}/{product}")
     found = [int(r["version"]) for page in pages for r in page if r.get("outlet_id") == outlet]
-    return not found or max(found) < newest[0]
+    return not found or max(found) < newest
 
 
 def positions(conn: XSeriesConnector, snapshot: Snapshot) -> dict[tuple[str, str], Record]:
     """The managed positions of a snapshot, mapped as a full read maps them."""
     from reconciler.connectors.xseries import _RecordMaker
 
-    outlets = {vid: name for name, vid in conn.ctx.location_ids.items()}
-    products = {vid: name for name, vid in conn.ctx.item_ids.items() if isinstance(vid, str)}
+    skus = {vid: name for name, vid in conn.ctx.item_ids.items() if isinstance(vid, str)}
     make, out = _RecordMaker(), {}
-    for key, (_, quantity, point, amount) in snapshot.items():
-        outlet, product = key.split(" ", 1)
-        location, item = outlets.get(outlet), products.get(product)
-        if location is not None and item is not None:
-            out[location, item] = make({"current_amount": quantity, "reorder_point": point, "reorder_amount": amount})
+    plain = make.plain  # shared Records of a plain quantity, as a full read shares them
+    for location, outlet in conn.ctx.location_ids.items():
+        for product, (_, quantity, point, amount) in snapshot.get(outlet, {}).items():
+            item = skus.get(product)
+            if item is None:
+                continue
+            if point is None and amount is None and quantity.__class__ is int:
+                record = plain.get(quantity)
+                out[location, item] = record if record is not None else make({"current_amount": quantity})
+            else:
+                out[location, item] = make({"current_amount": quantity, "reorder_point": point, "reorder_amount": amount})
     return out
 
 

@@ -285,6 +285,6 @@ def test_merge_keeps_the_higher_version_in_any_order_and_deletions_remove() -> N
     gone = {"version": 12, "outlet_id": "o", "product_id": "q", "current_amount": 0, "deleted_at": "2026-01-01"}
     stale = {"version": 3, "outlet_id": "o", "product_id": "q", "current_amount": 4}
     for pages in ([[old, new], [gone, stale]], [[new], [old, stale], [gone]], [[stale, gone, new, old]]):
-        snapshot = {"o q": [1, 7, None, None]}
+        snapshot: dict[str, Any] = {"o": {"q": [1, 7, None, None]}}
         assert _merge(snapshot, pages, 2) == (4, 12)
-        assert snapshot == {"o p": [9, 2, None, None]}
+        assert snapshot == {"o": {"p": [9, 2, None, None]}}
