@@ -288,3 +288,15 @@ def test_merge_keeps_the_higher_version_in_any_order_and_deletions_remove() -> N
         snapshot: dict[str, Any] = {"o": {"q": [1, 7, None, None]}}
         assert _merge(snapshot, pages, 2) == (4, 12)
         assert snapshot == {"o": {"p": [9, 2, None, None]}}
+
+
+def test_a_cursor_the_vendor_calls_unknown_is_read_again_in_full(repo: Path, sim: XSeriesSimulator) -> None:
+    plan(repo)
+    sim.sell_one()
+    db = sqlite3.connect(repo / ".reconciler" / "state.db")
+    [(cursor,)] = db.execute("SELECT cursor FROM live_snapshots").fetchall()
+    db.close()
+    sim.dated.refuse_next_cursors = 1  # the sandbox answers the next cursor 400 (an assumed answer)
+    note = read_note(plan(repo))
+    assert "read in full" in note and f"refused cursor {cursor}" in note
+    incremental_equals_full(repo)
