@@ -111,6 +111,9 @@ def read_snapshot(conn: XSeriesConnector, store: Any, *, refresh: bool) -> tuple
             if backwards:
                 why = f"the cursor went backwards (the vendor holds nothing at version {kept.cursor} any more)"
             else:
+                # the read's highest version bounds the adjustment listing's cursor (XSeriesConnector.mark),
+                # as a full read's would, even when no page came back
+                conn.seen_version = max(conn.seen_version, cursor)
                 store.save_live_snapshot(name, lineage=lineage, source=source, cursor=cursor, records=_encode(snapshot),
                                          full_at=kept.full_at)
                 return snapshot, (f"{name}: live stock read incrementally: {changed} record(s) changed since version "
