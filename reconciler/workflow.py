@@ -236,15 +236,20 @@ def plan_project(
     state: str | None = None,
     count_max_age_days: float = 7.0,
     allow_old_count: bool = False,
+    refresh: bool = False,
 ) -> Plan:
     """Load the repository, read state and live stock, and make a plan. Sends only reads.
-    ``state``: the state location given on the command line (``--state``)."""
+    ``state``: the state location given on the command line (``--state``). ``refresh``: read
+    every target in full, not the changes since the kept snapshot (_xseries_incremental)."""
+    from reconciler.connectors._xseries_incremental import attach
+
     project = load_project(root)
     targets = targets_in_scope(project, only_targets)
     url = state_url(project, env=env, state=state)
     missing = state_is_missing(url)
     with ExitStack() as stack:
         connectors, capabilities = reading_connectors(project, targets, env=env, transports=transports, stack=stack)
+        reads = attach(connectors, url, refresh=refresh)
         base, actual = base_and_actual(project, connectors, progress=progress, url=url,
                                        precheck=refuse_unsettled(targets, only_locations))
         for name in targets:
@@ -261,6 +266,7 @@ def plan_project(
                          counts=counts)
         check_plan_scopes(plan.operations, connectors)  # a missing OAuth scope is a plan-time error
         _ask_connectors(plan, project.desired, base, connectors)
+        plan.notes.extend(reads.notes[name] for name in sorted(reads.notes))
     note = new_state_note(url, missing, base)
     if note:
         # A warning of the plan: the terminal, the PR comment and the saved plan all show it.

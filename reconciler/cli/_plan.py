@@ -85,6 +85,8 @@ def text_width() -> int | None:
 @click.option("--allow-old-count", is_flag=True, help="Apply stock counts older than --count-max-age (docs/counts.md).")
 @click.option("--count-max-age", "count_max_age", type=click.FloatRange(0), default=7.0, show_default=True,
               metavar="DAYS", help="A stock count older than this many days stops the plan.")
+@click.option("--refresh", is_flag=True,
+              help="Read live stock in full, not only the changes since the last plan (docs/performance.md).")
 @state_option
 @click.pass_context
 def plan_cmd(
@@ -98,6 +100,7 @@ def plan_cmd(
     state_file: str | None,
     allow_old_count: bool,
     count_max_age: float,
+    refresh: bool,
     **kwargs: Any,
 ) -> None:
     """Compare the desired stock with state and live stock, and print the plan."""
@@ -114,6 +117,7 @@ def plan_cmd(
         state=state_file,
         count_max_age_days=count_max_age,
         allow_old_count=allow_old_count,
+        refresh=refresh,
     )
     if out:
         save_plan(plan, out)

@@ -92,6 +92,7 @@ class XSeriesConnector(Connector):
         self.op_reasons: dict[str, Reason] = {}  # per stock file reasons: op id -> reason (see mark)
         self.op_files: dict[str, str] = {}
         self.count_options = counting.count_options(ctx.name, ctx.options)  # stock counts (docs/counts.md)
+        self.snapshots: Any = None  # _xseries_incremental.IncrementalReads when planning with a state
 
     def close(self) -> None:
         self.http.close()
@@ -137,14 +138,13 @@ class XSeriesConnector(Connector):
     # --- read ---------------------------------------------------------------------------------
 
     def inventory_pages(
-        self, path: str, cancel: threading.Event | None = None, product_id: str | None = None
+        self, path: str, cancel: threading.Event | None = None, product_id: str | None = None, after: int = 0
     ) -> Generator[list[dict[str, Any]], None, None]:
-        """Every page (its records) of an inventory collection, following the version cursor.
-        ``cancel``: see VendorHTTP.request (for a read on a prefetch thread)."""
+        """Every page (its records) of an inventory collection changed after version ``after``,
+        following the version cursor. ``cancel``: see VendorHTTP.request (for a read on a prefetch thread)."""
         if self.options.version >= POST_INVENTORY_FROM:
-            yield from self._posted_pages(cancel, product_id)
+            yield from self._posted_pages(cancel, product_id, after)
             return
-        after = 0
         while True:
             try:
                 response = self.http.request(
@@ -162,11 +162,10 @@ class XSeriesConnector(Connector):
             self.seen_version = max(self.seen_version, after)
 
     def _posted_pages(
-        self, cancel: threading.Event | None, product_id: str | None
+        self, cancel: threading.Event | None, product_id: str | None, after: int = 0
     ) -> Generator[list[dict[str, Any]], None, None]:
         """2026-04+: ``POST /inventory`` answers a flat array, newest first and without deleted
         rows unless asked: ascending with deleted rows keeps the cursor and the deletions."""
-        after = 0
         path = f"/api/{self.options.version}/inventory"
         while True:
             body: dict[str, Any] = {"after": after, "size": min(self.page_size, 5000), "sort_direction": "asc",
@@ -192,6 +191,8 @@ class XSeriesConnector(Connector):
         # The version cursor makes every page newer than the pages before it, so the last record
         # seen for a position is its newest and no version need be compared per record. A vendor
         # that pages otherwise (a page out of version order) gets a second, careful read.
+        if self.snapshots is not None:
+            return self.snapshots.read(self)  # type: ignore[no-any-return]
         fast = self._read_positions(trust_order=True)
         return fast if fast is not None else self._read_positions(trust_order=False)  # type: ignore[return-value]
 

@@ -35,6 +35,11 @@ _BODY_KEYS = frozenset({"after", "before", "include_deleted", "product_id", "var
 
 class DatedAPI:
     def __init__(self, sim: XSeriesSimulator, oldest_version: str = "2026-01") -> None:
+        # Switch (assumed; X-Series documents no such answer): the next N inventory reads with a
+        # version cursor above 0 are refused as unknown (400), as a vendor that forgot an old
+        # version might. 0, the default: every cursor is served. For incremental readers'
+        # fallback to a full read (deterministic, like the faults' drop_next_writes).
+        self.refuse_next_cursors = 0
         if not _DATED.match(oldest_version):
             raise ValueError(f"oldest_version must look like 2026-01, got {oldest_version!r}")
         self.sim = sim
@@ -60,7 +65,17 @@ class DatedAPI:
         if version >= POST_INVENTORY_FROM:
             raise XsError(405, f"Method Not Allowed: from API {POST_INVENTORY_FROM} (serving {version}) "
                                "/inventory is a POST with a JSON body")
+        self._known_cursor(request.query_params.get("after"))
         return self.sim.inventory_page(request, None)
+
+    def _known_cursor(self, after: Any) -> None:
+        try:
+            cursor = int(after or 0)
+        except (TypeError, ValueError):
+            return  # the cursor's own validation answers it
+        if cursor > 0 and self.refuse_next_cursors > 0:
+            self.refuse_next_cursors -= 1
+            raise XsError(400, f"Unknown version cursor {cursor}: read again from after=0")
 
     async def _product_inventory(self, request: Request) -> Response:
         self.served_as(request)
@@ -86,6 +101,7 @@ class DatedAPI:
         direction = body.get("sort_direction", "desc")
         if direction not in ("asc", "desc"):
             raise XsError(422, f"sort_direction must be asc or desc, got {direction!r}")
+        self._known_cursor(body.get("after"))
         where, params = ["1 = 1"], []
         for key, op in (("after", ">"), ("before", "<")):
             if body.get(key) is not None:

@@ -66,5 +66,11 @@ CREATE TABLE count_snapshots (
     PRIMARY KEY (count_id, target, item));
 """
 
-PG_MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5]
+_V6 = """
+CREATE TABLE live_snapshots (
+    target TEXT PRIMARY KEY, lineage TEXT NOT NULL, source TEXT NOT NULL, cursor BIGINT NOT NULL, read_at TEXT NOT NULL,
+    full_at TEXT NOT NULL, records BYTEA NOT NULL);
+"""
+
+PG_MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6]
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)

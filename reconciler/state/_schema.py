@@ -128,7 +128,16 @@ def _v5_counts(db: Database) -> None:
     )
 
 
+def _v6_live_snapshots(db: Database) -> None:
+    # The live stock last read from an incremental-feed target and its version cursor
+    # (reconciler/state/_snapshots.py); a cache, never exported.
+    db.execute(
+        "CREATE TABLE live_snapshots (target TEXT PRIMARY KEY, lineage TEXT NOT NULL, source TEXT NOT NULL, "
+        "cursor INTEGER NOT NULL, read_at TEXT NOT NULL, full_at TEXT NOT NULL, records BLOB NOT NULL)"
+    )
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
-    _v1_tables, _v2_indexes, _v3_parts_and_target_locks, _v4_credentials, _v5_counts,
+    _v1_tables, _v2_indexes, _v3_parts_and_target_locks, _v4_credentials, _v5_counts, _v6_live_snapshots,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
