@@ -121,15 +121,19 @@ class RawMove:
     prop: str
 
 
-def raw_move(v: Violations, body: dict[str, Any], prefix: str, product: str | None) -> RawMove | None:
+def raw_move(v: Violations, body: dict[str, Any], prefix: str, product: str | None, *,
+             source_key: str = "fromLocationUuid", target_key: str = "toLocationUuid",
+             same_error: str = "DifferentLocations") -> RawMove | None:
+    """One movement of a request body; v2 names its ends fromLocationUuid/toLocationUuid, v3
+    from/to (each API's own error code when they are the same)."""
     if product is None:
         product = v.uuid(body, "productUuid", prefix)
     variant = v.uuid(body, "variantUuid", prefix)
-    source = v.uuid(body, "fromLocationUuid", prefix)
-    target = v.uuid(body, "toLocationUuid", prefix)
+    source = v.uuid(body, source_key, prefix)
+    target = v.uuid(body, target_key, prefix)
     change = v.change(body, prefix)
     if source and source == target:
-        v.add(f"{prefix}toLocationUuid", "must differ from fromLocationUuid", "DifferentLocations")
+        v.add(f"{prefix}{target_key}", f"must differ from {source_key}", same_error)
     if product and variant and source and target and change:
         return RawMove(product, variant, source, target, change, prefix.rstrip("."))
     return None

@@ -29,6 +29,7 @@ from starlette.routing import BaseRoute, Route
 
 from reconciler.sandbox._zettle_requests import (
     RawMove,
+    raw_move,
     Violations,
     ZettleApiError,
     json_object,
@@ -251,16 +252,7 @@ class ZettleV3:
 
 
 def _v3_move(v: Violations, entry: dict[str, Any], prefix: str) -> RawMove | None:
-    product = v.uuid(entry, "productUuid", prefix)
-    variant = v.uuid(entry, "variantUuid", prefix)
-    source = v.uuid(entry, "from", prefix)
-    target = v.uuid(entry, "to", prefix)
-    change = v.change(entry, prefix)
-    if source and source == target:
-        v.add(f"{prefix}to", "must differ from from", "DifferentInventories")
-    if product and variant and source and target and change:
-        return RawMove(product, variant, source, target, change, prefix.rstrip("."))
-    return None
+    return raw_move(v, entry, prefix, None, source_key="from", target_key="to", same_error="DifferentInventories")
 
 
 def _plain(value: float) -> float | int:

@@ -22,6 +22,7 @@ from tests.connectors.test_xseries import (
     E2E_ENV, FAST, TOKEN, context, e2e_repo, fixtures, leg, live_stock, op, qty, run, via_consignments,
     write_locations,
 )
+from tests.connectors.test_xseries import sandbox  # noqa: F401  (the sandbox process fixture)
 
 
 def adjustments(sim: XSeriesSimulator) -> list[dict[str, Any]]:
@@ -376,14 +377,6 @@ def test_deleting_one_variant_while_its_family_stays_managed_is_refused() -> Non
 
 
 # --- end to end: plan/apply against the sandbox in its own process --------------------------------
-
-
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[SandboxProcess]:
-    fx = tmp_path / "fixtures.json"
-    fx.write_text(json.dumps(fixtures()))
-    with SandboxProcess("xseries", state=tmp_path / "xs.db", fixtures_path=fx, token=TOKEN) as sb:
-        yield sb
 
 
 @pytest.mark.parametrize("via", ["stock_adjustments", "consignments"])
