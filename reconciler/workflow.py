@@ -240,9 +240,24 @@ def plan_project(
 ) -> Plan:
     """Load the repository, read state and live stock, and make a plan. Sends only reads.
     ``state``: the state location given on the command line (``--state``). ``refresh``: read
-    every target in full, not the changes since the kept snapshot (_xseries_incremental)."""
+    every target in full, not the changes since the kept snapshot (_xseries_incremental), and
+    plan every position, not only those changed since the last full plan (_plan_memo)."""
+    from reconciler import _plan_memo
     from reconciler.connectors._xseries_incremental import attach
 
+    project_light = None
+    if not refresh and not only_locations:
+        project_light = _light_project(root)
+    if project_light is not None:
+        targets = targets_in_scope(project_light, only_targets)
+        url = state_url(project_light, env=env, state=state)
+        if not state_is_missing(url):
+            git = git_info(project_light.root)
+            req = _plan_memo.MemoRequest(project_light, targets, url, env, transports, guard_overrides, git.commit, git.dirty,
+                                         refuse_unsettled(targets, only_locations))
+            made = _plan_memo.plan_from_memo(req)
+            if made is not None:
+                return made
     project = load_project(root)
     targets = targets_in_scope(project, only_targets)
     url = state_url(project, env=env, state=state)
@@ -262,16 +277,31 @@ def plan_project(
         )
         git = git_info(project.root)
         counts = _counts_of(project, url, missing, env, state, count_max_age_days, allow_old_count)
+        observed = _plan_memo.PlanContext()
         plan = make_plan(project.desired, base, actual, policy, git_commit=git.commit, git_dirty=git.dirty,
-                         counts=counts)
+                         counts=counts, observed=observed)
         check_plan_scopes(plan.operations, connectors)  # a missing OAuth scope is a plan-time error
-        _ask_connectors(plan, project.desired, base, connectors)
+        ask_connectors(plan, project.desired, base, connectors)
         plan.notes.extend(reads.notes[name] for name in sorted(reads.notes))
+        if not only_locations and counts is None:
+            req = _plan_memo.MemoRequest(project, targets, url, env, transports, guard_overrides, git.commit, git.dirty, None)
+            _plan_memo.keep_memo(req, plan, observed, project.desired, base, actual, reads.marks)
     note = new_state_note(url, missing, base)
     if note:
         # A warning of the plan: the terminal, the PR comment and the saved plan all show it.
         plan.warnings.insert(0, note)
     return plan
+
+
+def _light_project(root: str | Path) -> Project | None:
+    """The repository with its location files hashed, not parsed; None when it is not valid
+    (the full load then reports every problem)."""
+    from reconciler.errors import ConfigError
+
+    try:
+        return load_project(root, stock=False)
+    except ConfigError:
+        return None
 
 
 def _counts_of(project: Project, url: Any, missing: bool, env: Mapping[str, str] | None, state: str | None,
@@ -285,7 +315,7 @@ def _counts_of(project: Project, url: Any, missing: bool, env: Mapping[str, str]
         return count_plan(project.root, store, max_age_days=max_age_days, allow_old=allow_old)
 
 
-def _ask_connectors(plan: Plan, desired: DesiredState, base: BaseState, connectors: Mapping[str, Connector]) -> None:
+def ask_connectors(plan: Plan, desired: DesiredState, base: BaseState, connectors: Mapping[str, Connector]) -> None:
     """Plan-time checks only the vendor can make (reads only) and each target's cost estimate,
     which the plan shows as notes."""
     problems = []

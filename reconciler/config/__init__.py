@@ -36,9 +36,10 @@ __all__ = [
 ]
 
 
-def load_project(root: str | Path) -> Project:
-    """The valid repository at ``root``; raises ConfigError with every problem otherwise."""
-    loaded = load(root)
+def load_project(root: str | Path, *, stock: bool = True) -> Project:
+    """The valid repository at ``root``; raises ConfigError with every problem otherwise.
+    ``stock=False``: location files hashed, not read (see :func:`load`)."""
+    loaded = load(root, stock=stock)
     if loaded.problems or loaded.config is None:
         raise ConfigError(loaded.problems)
     return Project(

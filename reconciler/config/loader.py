@@ -40,10 +40,14 @@ class Loaded:
 FREEZE_FROM_BYTES = 4_000_000
 
 
-def load(root: str | Path) -> Loaded:
-    """Read and check the repository at ``root``; never raises for bad input."""
+def load(root: str | Path, *, stock: bool = True) -> Loaded:
+    """Read and check the repository at ``root``; never raises for bad input. ``stock=False``:
+    the location files are only hashed, not parsed (D is then empty but its digests are D's;
+    reconciler/_plan_memo.py plans from a memo when they equal the last full plan's)."""
     path = Path(root)
     files = stock_files(path) if path.is_dir() else []
+    if not stock:
+        return _load(path, files, stock=False)
     big = _total_bytes(path, files) >= FREEZE_FROM_BYTES
     if big:
         gc.collect()  # garbage cycles made before load are freed now, not frozen with it
@@ -72,7 +76,7 @@ def _total_bytes(root: Path, files: list[str]) -> int:
     return total
 
 
-def _load(root: Path, files: list[str]) -> Loaded:
+def _load(root: Path, files: list[str], stock: bool = True) -> Loaded:
     out = Loaded(root)
     if not out.root.is_dir():
         out.problems.append(Problem(f"the stock repository folder {str(root)!r} does not exist", None, None,
@@ -103,6 +107,12 @@ def _load(root: Path, files: list[str]) -> Loaded:
                                catalog_known=isinstance(catalog_data, LineDict) and isinstance(catalog_data.get("items"), LineDict))
     for rel in files:
         out.stock_files.append(rel)
+        if not stock:
+            try:
+                digests[rel] = hashlib.sha256((out.root / rel).read_bytes()).hexdigest()
+            except OSError:
+                digests[rel] = ""  # unreadable: not the digest of any full load
+            continue
         data = _read(out.root, rel, digests, out.problems)
         if data is not None:
             collector.add_file(data, rel)

@@ -55,13 +55,15 @@ class IncrementalReads:
     url: Any
     refresh: bool = False
     notes: dict[str, str] = field(default_factory=dict)
+    # target -> (cursor, newest live record) after its read: what a plan memo starts from
+    marks: dict[str, tuple[int, Newest | None]] = field(default_factory=dict)
 
     def read(self, conn: XSeriesConnector) -> dict[tuple[str, str], Record]:
         from reconciler.state import open_state_store
 
         store = open_state_store(self.url)
         try:
-            snapshot, note = read_snapshot(conn, store, refresh=self.refresh)
+            snapshot, note = read_snapshot(conn, store, refresh=self.refresh, marks=self.marks)
         finally:
             store.close()
         self.notes[conn.ctx.name] = note
@@ -91,8 +93,11 @@ def max_age_h(target: str, options: Mapping[str, Any]) -> float | None:
     return float(value)
 
 
-def read_snapshot(conn: XSeriesConnector, store: Any, *, refresh: bool) -> tuple[Snapshot, str]:
-    """The merged snapshot of ``conn``'s target and the plan note saying how it was read."""
+def read_snapshot(conn: XSeriesConnector, store: Any, *, refresh: bool,
+                  marks: dict[str, tuple[int, Newest | None]] | None = None) -> tuple[Snapshot, str]:
+    """The merged snapshot of ``conn``'s target and the plan note saying how it was read;
+    ``marks`` gets the target's cursor and newest live record after the read."""
+    marks = {} if marks is None else marks
     name = conn.ctx.name
     source = f"{conn.ctx.base_url.rstrip('/')} {conn.options.version}"
     lineage = store.lineage()
@@ -100,9 +105,10 @@ def read_snapshot(conn: XSeriesConnector, store: Any, *, refresh: bool) -> tuple
     why = _why_full(conn, store, kept, lineage, source, refresh)
     if why is None:
         snapshot = _decode(kept.records)
+        newest = _newest(snapshot)
         try:
-            backwards = _backwards(conn, snapshot, kept.cursor)
-            changed, cursor = _merge(snapshot, conn.inventory_pages(_path(conn), after=kept.cursor), kept.cursor)
+            backwards = _backwards(conn, newest, kept.cursor)
+            changed, cursor, top = _merge(snapshot, conn.inventory_pages(_path(conn), after=kept.cursor), kept.cursor)
         except VendorRejected as exc:
             if exc.status is None or not 400 <= exc.status < 500:
                 raise
@@ -114,6 +120,7 @@ def read_snapshot(conn: XSeriesConnector, store: Any, *, refresh: bool) -> tuple
                 # the read's highest version bounds the adjustment listing's cursor (XSeriesConnector.mark),
                 # as a full read's would, even when no page came back
                 conn.seen_version = max(conn.seen_version, cursor)
+                marks[name] = (cursor, _still_newest(snapshot, newest, top))
                 store.save_live_snapshot(name, lineage=lineage, source=source, cursor=cursor, records=_encode(snapshot),
                                          full_at=kept.full_at)
                 return snapshot, (f"{name}: live stock read incrementally: {changed} record(s) changed since version "
@@ -123,10 +130,21 @@ def read_snapshot(conn: XSeriesConnector, store: Any, *, refresh: bool) -> tuple
     pages = prefetched(lambda stop: conn.inventory_pages(_path(conn), stop), depth=PREFETCH_PAGES,
                        name=f"xseries-prefetch-{name}")
     with closing(pages):
-        _, cursor = _merge(snapshot, pages, 0)
+        _, cursor, top = _merge(snapshot, pages, 0)
+    marks[name] = (cursor, top)
     read_at = store.save_live_snapshot(name, lineage=lineage, source=source, cursor=cursor,
                                        records=_encode(snapshot), full_at=None)
     return snapshot, f"{name}: live stock read in full at {read_at} ({why}); next plans read changes after version {cursor}"
+
+
+def _still_newest(snapshot: Snapshot, kept: Newest | None, merged: Newest | None) -> Newest | None:
+    """The newest live record after a merge: the newer of the kept one (if the merge left it as
+    it was) and the newest merged."""
+    if kept is not None and snapshot.get(kept[1], {}).get(kept[2], [None])[0] != kept[0]:
+        kept = None  # changed or deleted since: the merged records say what is newest now
+        if merged is None:
+            return None
+    return max((n for n in (kept, merged) if n is not None), default=None)
 
 
 def _why_full(conn: XSeriesConnector, store: Any, kept: Any, lineage: str, source: str, refresh: bool) -> str | None:
@@ -151,17 +169,23 @@ def _path(conn: XSeriesConnector) -> str:
     return f"/api/{conn.options.version}/inventory"
 
 
-def _merge(snapshot: Snapshot, pages: Iterable[list[dict[str, Any]]], cursor: int) -> tuple[int, int]:
+Newest = tuple[int, str, str]
+"""(version, outlet_id, product_id) of the newest live record: what the cursor check looks up."""
+
+
+def _merge(snapshot: Snapshot, pages: Iterable[list[dict[str, Any]]], cursor: int) -> tuple[int, int, Newest | None]:
     """Merge feed pages into ``snapshot``: the higher version wins (pages need not be ordered), a
-    deleted record removes its position. Returns (records seen, the highest version)."""
+    deleted record removes its position. Returns (records seen, the highest version, the newest
+    live record merged, if it is still live)."""
     from reconciler.connectors.xseries import _quantity
 
-    seen, tombstones = 0, {}
+    seen, tombstones, top, top_key = 0, {}, 0, None
     for page in pages:
         for rec in page:
             seen += 1
             version = int(rec["version"])
-            cursor = max(cursor, version)
+            if version > cursor:
+                cursor = version
             outlet, product = str(rec.get("outlet_id")), str(rec.get("product_id"))
             products = snapshot.get(outlet)
             if products is None:
@@ -177,25 +201,33 @@ def _merge(snapshot: Snapshot, pages: Iterable[list[dict[str, Any]]], cursor: in
                 amount = rec.get("current_amount")
                 products[product] = [version, amount if amount.__class__ is int else _quantity(rec),
                                      rec.get("reorder_point"), rec.get("reorder_amount")]
-    return seen, cursor
+                if version > top:
+                    top, top_key = version, (outlet, product)
+    if top_key is None or snapshot.get(top_key[0], {}).get(top_key[1], [None])[0] != top:
+        return seen, cursor, None  # nothing live merged, or a later deletion took the newest
+    return seen, cursor, (top, *top_key)
 
 
-def _backwards(conn: XSeriesConnector, snapshot: Snapshot, cursor: int) -> bool:
+def _newest(snapshot: Snapshot) -> Newest | None:
+    held = [(rec[0], outlet, product) for outlet, products in snapshot.items() for product, rec in products.items()]
+    return max(held) if held else None
+
+
+def _backwards(conn: XSeriesConnector, newest: Newest | None, cursor: int) -> bool:
     """True when the vendor's versions are below ``cursor`` or its records are not the
     snapshot's (a reset sandbox, another store behind the URL): the snapshot's newest record is
     looked up (one small read of its product) and must be there at its version or higher."""
-    held = [(rec[0], outlet, product) for outlet, products in snapshot.items() for product, rec in products.items()]
-    if not held:
+    if newest is None:
         return False
-    newest, outlet, product = max(held)
-    if newest < cursor:
+    version, outlet, product = newest
+    if version < cursor:
         return False  # the newest change was a deletion: nothing live to look up; trust the feed
     if conn.options.version >= "2026-04":
         pages = conn.inventory_pages(_path(conn), product_id=product)
     else:
         pages = conn.inventory_pages(f"{_path(conn)}/{product}")
     found = [int(r["version"]) for page in pages for r in page if r.get("outlet_id") == outlet]
-    return not found or max(found) < newest
+    return not found or max(found) < version
 
 
 def positions(conn: XSeriesConnector, snapshot: Snapshot) -> dict[tuple[str, str], Record]:
@@ -224,3 +256,66 @@ def _encode(snapshot: Snapshot) -> bytes:
 
 def _decode(blob: bytes) -> Snapshot:
     return orjson.loads(zlib.decompress(blob))  # type: ignore[no-any-return]
+
+
+@dataclass
+class Changes:
+    """The records changed after a memo's cursor, mapped to managed positions."""
+
+    records: int  # feed records read
+    cursor: int
+    newest: Newest | None
+    # (location, item) -> its live record now; None: the vendor no longer holds it (A = 0)
+    positions: dict[tuple[str, str], Record | None]
+
+
+def why_not_incremental(conn: XSeriesConnector, store: Any, refresh: bool) -> str | None:
+    """Why the kept snapshot (and so any memo made with it) cannot be trusted; None if it can."""
+    source = f"{conn.ctx.base_url.rstrip('/')} {conn.options.version}"
+    return _why_full(conn, store, store.live_snapshot(conn.ctx.name), store.lineage(), source, refresh)
+
+
+def read_changes(conn: XSeriesConnector, cursor: int, newest: Newest | None) -> Changes | None:
+    """The feed after ``cursor``, as positions; None when the cursor cannot be trusted (it went
+    backwards, or the vendor refuses it): the caller reads in full then."""
+    latest: dict[tuple[str, str], dict[str, Any]] = {}  # the highest version of each record wins
+    seen, top = 0, cursor
+    try:
+        if _backwards(conn, newest, cursor):
+            return None
+        for page in conn.inventory_pages(_path(conn), after=cursor):
+            for rec in page:
+                seen += 1
+                version, key = int(rec["version"]), (str(rec.get("outlet_id")), str(rec.get("product_id")))
+                top = max(top, version)
+                held = latest.get(key)
+                if held is None or int(held["version"]) < version:
+                    latest[key] = rec
+    except VendorRejected as exc:
+        if exc.status is None or not 400 <= exc.status < 500:
+            raise
+        return None
+    conn.seen_version = max(conn.seen_version, top)
+    if newest is not None and (newest[1], newest[2]) in latest:
+        newest = None  # the newest record changed: the changed ones say what is newest now
+    live = [(int(r["version"]), *key) for key, r in latest.items() if not r.get("deleted_at")]
+    newest = max([n for n in (newest, max(live, default=None)) if n is not None], default=None)
+    return Changes(seen, top, newest, _changed_positions(conn, latest))
+
+
+def _changed_positions(conn: XSeriesConnector, latest: Mapping[tuple[str, str], Mapping[str, Any]]
+                       ) -> dict[tuple[str, str], Record | None]:
+    from reconciler.connectors.xseries import _RecordMaker
+
+    skus = {vid: name for name, vid in conn.ctx.item_ids.items() if isinstance(vid, str)}
+    locations: dict[str, list[str]] = {}
+    for location, outlet in conn.ctx.location_ids.items():
+        locations.setdefault(outlet, []).append(location)
+    make, out = _RecordMaker(), {}
+    for (outlet, product), rec in latest.items():
+        item = skus.get(product)
+        if item is None:
+            continue
+        for location in locations.get(outlet, ()):
+            out[location, item] = None if rec.get("deleted_at") else make(rec)
+    return out

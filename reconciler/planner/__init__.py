@@ -4,6 +4,6 @@ No I/O happens here (no HTTP, no SQLite): callers fetch A through connectors and
 state store, and pass them in. See DESIGN.md section 3 for the semantics.
 """
 
-from reconciler.planner.core import FORMAT_VERSION, make_plan
+from reconciler.planner.core import FORMAT_VERSION, PlanContext, make_plan
 
-__all__ = ["FORMAT_VERSION", "make_plan"]
+__all__ = ["FORMAT_VERSION", "PlanContext", "make_plan"]

@@ -35,6 +35,9 @@ class Diff:
     negative: list[tuple[Intent, str]] = field(default_factory=list)
     desired_locations: set[tuple[str, str]] = field(default_factory=set)
     base_locations: dict[tuple[str, str], int] = field(default_factory=dict)  # managed count
+    # every position that took more than the fast path (D != B, replace, settings, not in B or
+    # not in D, or A != B): all the others need nothing whatever A becomes, as long as A = B
+    examined: list[PositionKey] = field(default_factory=list)
 
 
 _NOTHING_HELD = Record(0)
@@ -204,6 +207,7 @@ def run_diff(
     """Classify every position in D or B (one pass each; A-only positions are not managed)."""
     diff = Diff()
     bpos, add, reasons = base.positions, diff.intents.append, _AdoptReasons()
+    examined = diff.examined.append
     ctx: TargetCtx | None = None
     actual: dict[tuple[str, str], Record] | None = None  # ctx.actual if readable
     # Positions come grouped by file, so (target, location) rarely changes between keys;
@@ -221,6 +225,7 @@ def run_diff(
             diff.desired_locations.add((t, loc))
         b = bpos.get(key) if bpos else None  # a chain's first plan: B is empty
         if b is None and dp.settings is NO_SETTINGS:
+            examined(key)
             # Adopt without settings: every position of a chain's first plan. What diff_present
             # and _reset build, written out (a call and keyword arguments cost more than the
             # objects): the intent and its leg get every slot here, so no __init__ runs.
@@ -242,6 +247,7 @@ def run_diff(
             arec = ctx.actual.get((loc, item))  # type: ignore[union-attr]
             if (arec.quantity if arec is not None else 0) == b.quantity:
                 continue
+        examined(key)
         diff_present(diff, ctx, dp, b)  # type: ignore[arg-type]
     _diff_base(diff, desired, base, ctx_of, in_scope)
     return diff
@@ -266,6 +272,7 @@ def _diff_base(
             last, run = tl, 0
         run += 1
         if key not in dpos and (in_scope is None or in_scope(key[0], key[1])):
+            diff.examined.append(key)
             diff_absent(diff, ctx_of(key[0]), key, base.positions[key])
     if last is not None:
         counts[last] = counts.get(last, 0) + run

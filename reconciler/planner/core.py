@@ -5,11 +5,21 @@ The only impure input is the clock, and only when ``created_at`` is not given.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
 from reconciler.errors import GuardError, PlanError
-from reconciler.model import ActualState, BaseState, DesiredState, Plan, Policy, TargetPolicy, gc_paused
+from reconciler.model import (
+    ActualState,
+    BaseState,
+    DesiredState,
+    Plan,
+    Policy,
+    PositionKey,
+    TargetPolicy,
+    gc_paused,
+)
 from reconciler.planner._build import build_operations, compile_adjustments, plan_id
 from reconciler.planner._counts import CountInput, CountPlan, plan_counts
 from reconciler.planner._diff import Diff, run_diff
@@ -17,6 +27,21 @@ from reconciler.planner._guards import check_guards
 from reconciler.planner._intent import TargetCtx
 
 FORMAT_VERSION = 1
+
+
+@dataclass
+class PlanContext:
+    """What a plan over some positions needs to know about all of them to equal the plan over
+    all of them: a full plan fills it in (``observed=``), a plan of a subset is given it
+    (``context=``; reconciler/_plan_memo.py). ``examined``: the positions that were not calm
+    (D = B under merge without settings, with A = B or unknown); every other position needs
+    nothing for as long as its A stays B."""
+
+    examined: list[PositionKey] = field(default_factory=list)
+    base_locations: dict[tuple[str, str], int] = field(default_factory=dict)
+    desired_locations: set[tuple[str, str]] = field(default_factory=set)
+    strategy_note: str = ""
+    targets: list[str] = field(default_factory=list)  # every target a position of D or B is at
 
 
 class _Targets:
@@ -98,14 +123,20 @@ def make_plan(
     git_dirty: bool = False,
     created_at: str | None = None,
     counts: CountPlan | None = None,
+    context: PlanContext | None = None,
+    observed: PlanContext | None = None,
 ) -> Plan:
     """The plan that takes the vendors from A towards D, given B (DESIGN.md section 3).
+
+    ``observed``: filled in with this plan's :class:`PlanContext`. ``context``: D and B hold only
+    some positions; the context says what the whole of them was (the plan is then the plan of
+    the whole, as long as every position left out is calm).
 
     Raises PlanError for what no override can fix (deletes a target cannot do, settings it cannot
     hold) and GuardError listing every guard violation that was not overridden.
     """
     with gc_paused():
-        return _make_plan(desired, base, actual, policy, git_commit, git_dirty, created_at, counts)
+        return _make_plan(desired, base, actual, policy, git_commit, git_dirty, created_at, counts, context, observed)
 
 
 def _make_plan(
@@ -117,11 +148,22 @@ def _make_plan(
     git_dirty: bool,
     created_at: str | None,
     counts: CountPlan | None = None,
+    context: PlanContext | None = None,
+    observed: PlanContext | None = None,
 ) -> Plan:
     targets = _Targets(actual, policy)
     diff: Diff = run_diff(desired, base, targets, _scope(policy))
     if diff.errors:
         raise _plan_error(diff.errors)
+    strategy_note = _strategy_note(desired) if context is None else context.strategy_note
+    if context is not None:
+        diff.base_locations, diff.desired_locations = dict(context.base_locations), set(context.desired_locations)
+        for name in context.targets:
+            targets(name)
+    if observed is not None:
+        observed.examined, observed.strategy_note = diff.examined, strategy_note
+        observed.base_locations, observed.desired_locations = dict(diff.base_locations), set(diff.desired_locations)
+        observed.targets = sorted(targets.cache)
     created_at = created_at or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     # Stock counts (docs/counts.md): counted positions become variances against their snapshot.
     counted = plan_counts(diff, counts, targets, desired, base, created_at, _scope(policy))
@@ -150,7 +192,7 @@ def _make_plan(
         desired_files=dict(sorted(desired.file_digests.items())),
         lineage=base.lineage,
         serial=base.serial,
-        strategy_note=_strategy_note(desired),
+        strategy_note=strategy_note,
         operations=ops,
         warnings=notes + report.warnings + counted.warnings,
         unreadable_targets=unreadable,

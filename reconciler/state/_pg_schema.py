@@ -72,5 +72,9 @@ CREATE TABLE live_snapshots (
     full_at TEXT NOT NULL, records BYTEA NOT NULL);
 """
 
-PG_MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6]
+_V7 = """
+CREATE TABLE plan_memos (scope TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, made_at TEXT NOT NULL, body BYTEA NOT NULL);
+"""
+
+PG_MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7]
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)

@@ -137,7 +137,17 @@ def _v6_live_snapshots(db: Database) -> None:
     )
 
 
+def _v7_plan_memos(db: Database) -> None:
+    # What the last full plan of a scope needs to plan again from the changes alone
+    # (reconciler/_plan_memo.py); a cache, never exported.
+    db.execute(
+        "CREATE TABLE plan_memos (scope TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, made_at TEXT NOT NULL, "
+        "body BLOB NOT NULL)"
+    )
+
+
 MIGRATIONS: list[Callable[[Database], None]] = [
     _v1_tables, _v2_indexes, _v3_parts_and_target_locks, _v4_credentials, _v5_counts, _v6_live_snapshots,
+    _v7_plan_memos,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

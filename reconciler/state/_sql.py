@@ -19,6 +19,7 @@ from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
 
 from reconciler.errors import AlreadyApplied, LockHeld, StalePlanError, StateError
 from reconciler.model import BaseState, Operation, Plan, PositionKey, Record, Settings, gc_paused, new_record
+from reconciler.state._memos import MemosMixin
 from reconciler.state._snapshots import SnapshotsMixin
 from reconciler.state._tokens import CredentialsMixin
 from reconciler.state.base import (
@@ -73,7 +74,7 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-class SQLStateStore(CredentialsMixin, SnapshotsMixin, StateStore):
+class SQLStateStore(CredentialsMixin, SnapshotsMixin, MemosMixin, StateStore):
     """Plans, runs, parts, journal and base in SQL; locks and plumbing are the subclass's."""
 
     _order = "rowid"  # insertion order of runs and journal rows
