@@ -224,3 +224,31 @@ def test_a_memo_of_another_version_or_unreadable_is_ignored(tmp_path: Path, serv
     db.close()
     got, memo = outcome(lambda: plan(repo))
     assert not memo and got[1:] == expected[1:]
+
+
+def test_guards_of_a_plan_from_the_memo_count_every_position(tmp_path: Path, server: ServerThread,
+                                                             sim: XSeriesSimulator,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pending zeroing of most of a location, let through by an override: the warning counts
+    the location's managed positions, which a plan of the changed positions alone does not hold."""
+    monkeypatch.delenv("RECONCILER_STATE", raising=False)
+    repo = write_repo(tmp_path / "repo", server.url, "2026-01")
+    write_stock(repo, random.Random(4))
+    apply_current(repo)
+    data = yaml.safe_load((repo / "stock" / "oslo.yaml").read_text())
+    data["stock"]["xs"].update({"TEE": 0, "CAP": 0, "MUG": 0})
+    (repo / "stock" / "oslo.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    allow = {"allow_mass_delete": True}
+    plan(repo, guard_overrides=allow)  # full: D changed; leaves the memo
+    sim.sell_one()
+    fast, memo = outcome(lambda: plan(repo, guard_overrides=allow))
+    copy = tmp_path / "state-copy.db"
+    src, dst = sqlite3.connect(repo / ".reconciler" / "state.db"), sqlite3.connect(copy)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    full, _ = outcome(lambda: plan(repo, refresh=True, state=str(copy), guard_overrides=allow))
+    assert memo and fast == full
+    assert any("of 5 managed positions" in w for w in fast[2])
+    refused, memo = outcome(lambda: plan(repo))  # another override: not this memo's plan
+    assert not memo and refused[0] == "refused" and "max_delete_share" in refused[2]
