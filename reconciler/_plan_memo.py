@@ -58,8 +58,8 @@ MIN_TRACKED = 1_000
 MAX_TRACKED_SHARE = 0.1
 
 
-def scope_of(targets: Iterable[str]) -> str:
-    return "targets:" + ",".join(sorted(targets))
+def scope_of(targets: Iterable[str], scoped: bool = False) -> str:
+    return ("only:" if scoped else "targets:") + ",".join(sorted(targets))
 
 
 def fingerprint(digest: str, lineage: str, serial: int, overrides: Mapping[str, Any] | None) -> str:
@@ -83,7 +83,9 @@ class Memo:
 # --- encoding -------------------------------------------------------------------------------
 
 def _record_out(rec: Record | None) -> list[Any] | None:
-    return None if rec is None else [rec.quantity, rec.settings.as_dict()]
+    if rec is None:
+        return None
+    return [rec.quantity, {} if rec.settings is NO_SETTINGS else rec.settings.as_dict()]
 
 
 def _record_in(data: list[Any] | None) -> Record | None:
@@ -96,7 +98,8 @@ def _desired_out(dp: DesiredPosition | None) -> list[Any] | None:
     if dp is None:
         return None
     source = [dp.source.file, dp.source.line] if dp.source is not None else None
-    return [dp.quantity, dp.settings.as_dict(), dp.strategy, dp.protect, source]
+    settings = {} if dp.settings is NO_SETTINGS else dp.settings.as_dict()
+    return [dp.quantity, settings, dp.strategy, dp.protect, source]
 
 
 def _desired_in(key: PositionKey, data: list[Any] | None) -> DesiredPosition | None:
@@ -238,6 +241,8 @@ class MemoRequest:
     git_commit: str | None
     git_dirty: bool
     precheck: Any  # workflow.Precheck
+    progress: Any = None  # Callable[[str], None]
+    scoped: bool = False  # --target given: the plan says its scope
 
 
 def plan_from_memo(req: MemoRequest) -> Plan | None:
@@ -254,7 +259,7 @@ def plan_from_memo(req: MemoRequest) -> Plan | None:
         return None  # counts are planned against their snapshots: in full
     store = open_state_store(req.url)
     try:
-        row = store.plan_memo(scope_of(req.targets))
+        row = store.plan_memo(scope_of(req.targets, req.scoped))
         if row is None:
             return None
         lineage, serial = store.lineage(), store.serial()
@@ -286,6 +291,8 @@ def _plan_with(req: MemoRequest, project: Any, store: Any, memo: Memo, lineage: 
         cursor, newest = memo.marks[name]
         if why_not_incremental(conn, store, refresh=False) is not None:
             return None
+        if req.progress:
+            req.progress(f"reading the live stock of {name} changed since version {cursor}")
         read = read_changes(conn, int(cursor), tuple(newest) if newest else None)  # type: ignore[arg-type]
         if read is None:
             return None
@@ -293,7 +300,8 @@ def _plan_with(req: MemoRequest, project: Any, store: Any, memo: Memo, lineage: 
         notes.append(f"{name}: live stock read incrementally: {read.records} record(s) changed since version "
                      f"{cursor}; planned from the last full plan's memo")
     sub = subproblem(memo, changes, store.base_records, project.desired, lineage, serial)
-    policy = project.policy(capabilities, **dict(req.guard_overrides or {}))
+    policy = project.policy(capabilities, only_targets=frozenset(req.targets) if req.scoped else None,
+                            **dict(req.guard_overrides or {}))
     observed = PlanContext()
     plan = make_plan(sub.desired, sub.base, sub.actual, policy, git_commit=req.git_commit, git_dirty=req.git_dirty,
                      context=memo.context, observed=observed)
@@ -302,10 +310,10 @@ def _plan_with(req: MemoRequest, project: Any, store: Any, memo: Memo, lineage: 
     plan.notes.extend(f"{note} ({len(observed.examined):,} of {memo.positions:,} positions re-planned)" for note in notes)
     renewed = memo_of(plan, observed, sub.desired, sub.base, sub.actual, marks, memo.readable, memo.positions)
     if renewed is None:
-        store.drop_plan_memo(scope_of(req.targets))
+        store.drop_plan_memo(scope_of(req.targets, req.scoped))
     else:
         renewed.context, renewed.declared = memo.context, memo.declared
-        store.save_plan_memo(scope_of(req.targets), fingerprint(project.desired.digest, lineage, serial,
+        store.save_plan_memo(scope_of(req.targets, req.scoped), fingerprint(project.desired.digest, lineage, serial,
                                                                 req.guard_overrides), encode(renewed))
     return plan
 
@@ -320,9 +328,9 @@ def keep_memo(req: MemoRequest, plan: Plan, observed: PlanContext, desired: Desi
     store = open_state_store(req.url)
     try:
         if memo is None:
-            store.drop_plan_memo(scope_of(req.targets))
+            store.drop_plan_memo(scope_of(req.targets, req.scoped))
         else:
-            store.save_plan_memo(scope_of(req.targets), fingerprint(desired.digest, base.lineage, base.serial,
+            store.save_plan_memo(scope_of(req.targets, req.scoped), fingerprint(desired.digest, base.lineage, base.serial,
                                                                     req.guard_overrides), encode(memo))
     finally:
         store.close()

@@ -254,7 +254,7 @@ def plan_project(
         if not state_is_missing(url):
             git = git_info(project_light.root)
             req = _plan_memo.MemoRequest(project_light, targets, url, env, transports, guard_overrides, git.commit, git.dirty,
-                                         refuse_unsettled(targets, only_locations))
+                                         refuse_unsettled(targets, only_locations), progress, bool(only_targets))
             made = _plan_memo.plan_from_memo(req)
             if made is not None:
                 return made
@@ -284,7 +284,8 @@ def plan_project(
         ask_connectors(plan, project.desired, base, connectors)
         plan.notes.extend(reads.notes[name] for name in sorted(reads.notes))
         if not only_locations and counts is None:
-            req = _plan_memo.MemoRequest(project, targets, url, env, transports, guard_overrides, git.commit, git.dirty, None)
+            req = _plan_memo.MemoRequest(project, targets, url, env, transports, guard_overrides, git.commit, git.dirty,
+                                         None, None, bool(only_targets))
             _plan_memo.keep_memo(req, plan, observed, project.desired, base, actual, reads.marks)
     note = new_state_note(url, missing, base)
     if note:
