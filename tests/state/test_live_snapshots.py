@@ -11,7 +11,7 @@ from reconciler.state.base import TABLE_COLUMNS
 
 def test_a_snapshot_is_kept_replaced_and_dropped(state_url: str) -> None:
     with open_state_store(state_url) as store:
-        assert store.schema_version() == 6 and store.live_snapshot("xs") is None
+        assert store.schema_version() >= 6 and store.live_snapshot("xs") is None
         read_at = store.save_live_snapshot("xs", lineage=store.lineage(), source="u 2026-01", cursor=41,
                                            records=b"\x00blob", full_at=None)
         kept = store.live_snapshot("xs")
