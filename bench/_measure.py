@@ -9,7 +9,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 _STATUS = Path("/proc/self/status")
@@ -75,10 +75,18 @@ def process_cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(stage: Stage, fn: Callable[[], Any], profile_to: Path | None = None, server_pid: int | None = None) -> Any:
+def servers_cpu_s(pids: Sequence[int]) -> float | None:
+    """The CPU time of several sandbox processes together (None if one cannot be read)."""
+    times = [process_cpu_s(pid) for pid in pids]
+    return None if any(t is None for t in times) else sum(t for t in times if t is not None)
+
+
+def measure(stage: Stage, fn: Callable[[], Any], profile_to: Path | None = None,
+            server_pid: int | Sequence[int] | None = None) -> Any:
     """Run ``fn`` once, adding its wall/CPU time and peak RSS to ``stage``; with ``profile_to``
     it runs under pyinstrument and writes ``<profile_to>.txt`` and ``.html``; with
-    ``server_pid`` the CPU time that process spent meanwhile is recorded too."""
+    ``server_pid`` the CPU time that process (or those processes) spent meanwhile is recorded too."""
+    pids = [] if server_pid is None else [server_pid] if isinstance(server_pid, int) else list(server_pid)
     gc.collect()  # garbage of the previous stage is not this stage's memory or time
     per_stage = _reset_peak()
     profiler = None
@@ -87,12 +95,12 @@ def measure(stage: Stage, fn: Callable[[], Any], profile_to: Path | None = None,
 
         profiler = Profiler(interval=0.005)
         profiler.start()
-    server = process_cpu_s(server_pid) if server_pid is not None else None
+    server = servers_cpu_s(pids) if pids else None
     load = os.getloadavg()[0]
     wall, cpu = time.perf_counter(), time.process_time()
     result = fn()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    server_after = process_cpu_s(server_pid) if server_pid is not None else None
+    server_after = servers_cpu_s(pids) if pids else None
     if profiler is not None:
         profiler.stop()
         profile_to.parent.mkdir(parents=True, exist_ok=True)

@@ -125,3 +125,26 @@ def test_unwritable_destination(tmp_path: Path) -> None:
     with pytest.raises(PlanFileError, match="cannot write the plan"):
         save_plan(_plan(), blocker / "p.json")
     assert os.listdir(tmp_path) == ["file"]
+
+
+def test_loading_pauses_the_cyclic_collector_and_restores_it_even_when_refusing(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # A large plan is millions of live acyclic objects while it loads: the collector would rescan
+    # them again and again (issue 22 point 4). It must be back on afterwards, refusal or not.
+    import gc
+
+    import reconciler.planfile as planfile
+
+    seen: list[bool] = []
+    real = planfile._PlanModel.model_validate
+
+    def spy(raw: object) -> object:
+        seen.append(gc.isenabled())
+        return real(raw)
+
+    assert gc.isenabled()
+    monkeypatch.setattr(planfile._PlanModel, "model_validate", spy)
+    assert loads_plan(dump_plan(_plan())) == _plan()
+    text = dump_plan(_plan()).replace('"desired": 9', '"desired": 10')
+    with pytest.raises(PlanFileError, match="digest"):
+        loads_plan(text)
+    assert seen == [False, False] and gc.isenabled()

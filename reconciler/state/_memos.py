@@ -1,4 +1,4 @@
-"""The ``plan_memos`` table (schema version 7): what the last full plan of a scope needs to plan
+"""The ``plan_memos`` table (schema version 8): what the last full plan of a scope needs to plan
 again from the changes alone (reconciler/_plan_memo.py), and point reads of B for it.
 
 A cache, like ``live_snapshots``: never exported (not in TABLE_COLUMNS), so ``state migrate``

@@ -72,9 +72,16 @@ CREATE TABLE live_snapshots (
     full_at TEXT NOT NULL, records BYTEA NOT NULL);
 """
 
+# As SQLite's migration 7: every journal lookup but `resolve`'s op-id prefix search has plan_id
+# (the primary key), a plain B-tree serves that LIKE only under the C collation, and the index
+# cost a random insert per journalled operation. A prefix search of the journal may scan it.
 _V7 = """
+DROP INDEX IF EXISTS journal_op_id;
+"""
+
+_V8 = """
 CREATE TABLE plan_memos (scope TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, made_at TEXT NOT NULL, body BYTEA NOT NULL);
 """
 
-PG_MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7]
+PG_MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8]
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)

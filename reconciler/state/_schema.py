@@ -137,7 +137,15 @@ def _v6_live_snapshots(db: Database) -> None:
     )
 
 
-def _v7_plan_memos(db: Database) -> None:
+def _v7_drop_journal_op_id(db: Database) -> None:
+    # The op_id index was never used (find_journal's LIKE is case-insensitive, so SQLite scans;
+    # every other lookup has plan_id and uses the primary key), yet op ids are hashes: each batch
+    # of pending rows landed on ~500 random pages of it, and at 100k+ journal rows their commits
+    # cost 2-3x those of a small journal (docs/performance.md, issue 22 point 4).
+    db.execute("DROP INDEX IF EXISTS journal_op_id")
+
+
+def _v8_plan_memos(db: Database) -> None:
     # What the last full plan of a scope needs to plan again from the changes alone
     # (reconciler/_plan_memo.py); a cache, never exported.
     db.execute(
@@ -148,6 +156,6 @@ def _v7_plan_memos(db: Database) -> None:
 
 MIGRATIONS: list[Callable[[Database], None]] = [
     _v1_tables, _v2_indexes, _v3_parts_and_target_locks, _v4_credentials, _v5_counts, _v6_live_snapshots,
-    _v7_plan_memos,
+    _v7_drop_journal_op_id, _v8_plan_memos,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,4 +1,4 @@
-"""The plan memo table (schema version 7) and point reads of B, on both backends."""
+"""The plan memo table (schema version 8) and point reads of B, on both backends."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from reconciler.state.base import TABLE_COLUMNS
 
 def test_a_memo_is_kept_replaced_and_dropped(state_url: str) -> None:
     with open_state_store(state_url) as store:
-        assert store.schema_version() >= 7 and store.plan_memo("targets:xs") is None
+        assert store.schema_version() >= 8 and store.plan_memo("targets:xs") is None
         store.save_plan_memo("targets:xs", "f1", b"\x00one")
         store.save_plan_memo("targets:xs", "f2", b"\x00two")
         kept = store.plan_memo("targets:xs")
