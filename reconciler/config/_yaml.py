@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
@@ -80,6 +80,12 @@ class LineDict(dict):  # type: ignore[type-arg]
         if self.dense_from is not None:
             return iter(range(self.dense_from, self.dense_from + len(self)))
         return map(self._key_lines.__getitem__, self)
+
+    def line_numbers(self) -> Sequence[int]:
+        """The line of each key, in the mapping's order, to keep (a range for a dense mapping)."""
+        if self.dense_from is not None:
+            return range(self.dense_from, self.dense_from + len(self))
+        return list(self.lines())
 
 
 class LineList(list):  # type: ignore[type-arg]
