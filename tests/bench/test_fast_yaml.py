@@ -40,6 +40,17 @@ def test_the_common_shape_takes_the_fast_path() -> None:
 
 
 @pytest.mark.parametrize("text", [
+    'items:\n  SKU-000001: {ids: {xs-bench: "6f1d3c2a-9a51"}}\n  SKU-000002: {ids: {a: "1", b: {product: "p", variant: "v"}}}\n',
+    '# from `reconciler init --from`\nitems:\n  A-1:\n    name: "Red T-shirt S"\n    ids: {xs: "p-1"}\n  B:\n    name: Plain words\n'
+    "    ids: {kc: {product: 'tshirt', variant: s}}\n",
+    "location: oslo\nstock:\n  xs:\n    A: {quantity: 2, reorder_point: 1}\n    B: 3\n    C: {}\n",
+])
+def test_catalogs_and_settings_take_the_fast_path(text: str) -> None:
+    assert parse_simple(text) is not None
+    _same(text)
+
+
+@pytest.mark.parametrize("text", [
     "location: oslo\nstock:\n  xs:\n    A: 1\n    A: 2\n",          # duplicate SKU: both lines reported
     "location: oslo\nstock:\n  xs:\n    A: 1\n    # c\n    A: 2\n",  # duplicate across a comment
     "location: oslo\nlocation: bergen\n",                          # duplicate top-level key
