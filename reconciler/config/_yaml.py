@@ -420,7 +420,7 @@ _NOT_SIMPLE = object()
 
 def _simple_value(value: str, number: int) -> Any:
     """The value of a block mapping's ``key: value`` line; _NOT_SIMPLE when not of the simple shape."""
-    first = value[0]
+    first = value[:1]  # "" for `key: ` (a blank after the colon): not simple
     if first == "{":
         flow = _flow_mapping(value, 0, number, 1)
         return flow[0] if flow is not None and flow[1] == len(value) else _NOT_SIMPLE

@@ -98,6 +98,7 @@ def test_catalogs_and_settings_take_the_fast_path(text: str) -> None:
     "name: Red T-shirt S\n", "name: yes no\n", "name: a  b\n", "name: a #b\n", "name: No\n", "name: a b:\n",
     'A: "x"y"\n', "A: ö\n", 'A: "ö"\n', 'A: {a: "ö"}\n', 'A: "a\tb"\n', "A: 'a\tb'\n", 'A: "a: b # c"\n',
     "A: {a: 1}\nA: 2\n", "A: {a: 1}\n  b: 2\n", "A: 'x'\n  b: 2\n", "A: Red\n  shirt\n",
+    "A: \n", "A:   \n", "location: oslo\nstock: \n  xs:\n    A: 1\n", "location: oslo\nstock:\n  xs:\n    A: \n",
 ])
 def test_near_misses_give_what_the_careful_parse_gives(text: str) -> None:
     _same(text)
@@ -112,7 +113,7 @@ _VALUES = st.sampled_from(["", "1", "0", "007", "12", "-3", "1.5", "yes", "oslo"
 _INDENTS = st.sampled_from([0, 1, 2, 3, 4, 6])
 _LINES = st.one_of(
     st.tuples(_INDENTS, _KEYS, _VALUES).map(lambda t: " " * t[0] + f"{t[1]}: {t[2]}".rstrip()),
-    st.tuples(_INDENTS, _KEYS).map(lambda t: " " * t[0] + f"{t[1]}:"),
+    st.tuples(_INDENTS, _KEYS, st.sampled_from(["", " ", "  "])).map(lambda t: " " * t[0] + f"{t[1]}:{t[2]}"),
     st.sampled_from(["", "# c", "    # c", "\t", "---"]),
 )
 
