@@ -84,7 +84,7 @@ def run_plan_stages(bench: Bench, work: Path) -> None:
 
         def validate() -> None:
             loaded = load(root)
-            if loaded.problems or len(loaded.desired.positions) != spec.positions:
+            if loaded.problems or loaded.position_count != spec.positions:
                 raise BenchError(f"validate: {len(loaded.problems)} problem(s), e.g. {loaded.problems[:1]}")
 
         def plan(expected: int, *, refresh: bool = True, read: str = "read in full") -> Any:

@@ -22,7 +22,7 @@ def validate(ctx: click.Context, fmt: str) -> None:
     targets = len(loaded.config.targets) if loaded.config else 0
     summary = {
         "valid": not problems,
-        "positions": len(loaded.desired.positions),
+        "positions": loaded.position_count,
         "files": len(loaded.stock_files),
         "targets": targets,
         "problems": [_as_dict(p) for p in problems],

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from itertools import repeat
+from typing import Any, Iterable, Mapping, Sequence
 
 from reconciler.config._kinds import BOOL_SETTINGS, INT_SETTINGS, ItemId, KindRule, settings_owner
 from reconciler.config._yaml import LineDict
@@ -175,6 +176,21 @@ def _item_ids(sku: str, raw: Any, entry: LineDict, targets: Mapping[str, TargetI
 
 # Built by the model's fast constructors (every field positionally): see reconciler.model.
 _new_position = new_sourced_position
+_INT_ONLY = frozenset({int})  # the types of a section's values when all are plain counts (bool is its own type)
+
+
+@dataclass(slots=True)
+class _Section:
+    """A checked location-file section whose positions are not built yet (as columns)."""
+
+    target: str
+    location: str
+    items: list[str]  # the catalog's SKU strings
+    values: list[int]
+    strategy: Strategy
+    protected: frozenset[str]  # the target's SKUs flagged protect: true
+    rel: str
+    lines: Sequence[int]
 
 
 # --- location files ----------------------------------------------------------------------------
@@ -189,7 +205,6 @@ class StockCollector:
     catalog: Mapping[str, CatalogItem]
     default_strategy: Strategy
     config_file: str = "reconciler.yaml"
-    positions: dict[PositionKey, DesiredPosition] = field(default_factory=dict)
     declared: dict[tuple[str, str], str] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     # SKUs whose catalog entry failed to parse: reported there, not again per position
@@ -199,6 +214,23 @@ class StockCollector:
     targets_known: bool = True
     catalog_known: bool = True
     _known: dict[str, dict[str, tuple[str, bool]]] = field(default_factory=dict, repr=False)
+    _skus: dict[str, tuple[dict[str, str], frozenset[str]]] = field(default_factory=dict, repr=False)
+    # Positions built so far, and the sections checked but not built yet (see _positions).
+    _built: dict[PositionKey, DesiredPosition] = field(default_factory=dict, init=False, repr=False)
+    _pending: list[_Section] = field(default_factory=list, init=False, repr=False)
+    _pending_count: int = field(default=0, init=False, repr=False)
+
+    @property
+    def positions(self) -> dict[PositionKey, DesiredPosition]:
+        """Every position collected so far, in file order (builds the sections still pending)."""
+        if self._pending:
+            self._build_pending()
+        return self._built
+
+    @property
+    def position_count(self) -> int:
+        """How many positions were collected, without building any."""
+        return len(self._built) + self._pending_count
 
     def add_file(self, data: Any, rel: str) -> None:
         if not isinstance(data, LineDict):
@@ -274,10 +306,44 @@ class StockCollector:
 
     def _positions(self, info: TargetInfo, section: LineDict, location: str, strategy: Strategy, rel: str,
                    fresh: bool) -> None:
-        # The hot loop of validate (a million positions for a large chain): the common case (a
-        # SKU with an id in this target, a plain count in range, declared once) is decided with a
-        # few lookups; everything else goes through _position, which says what is wrong. A
-        # ``fresh`` (target, location) has no positions yet, so none can be declared twice.
+        # The hot path of validate (a million positions for a large chain). The common section
+        # (first to declare its target and location, every SKU with an id in the target, every
+        # quantity a plain count in range) is checked as a whole by a few C passes and kept as
+        # columns; its DesiredPosition objects are built only when someone asks for them
+        # (`positions`: plan does, validate does not). Anything else goes position by position
+        # through _position, which says what is wrong.
+        if not section:
+            return
+        if fresh:
+            skus, protected = self._catalog_skus(info.name)
+            values = list(section.values())
+            if section.keys() <= skus.keys() and set(map(type, values)) == _INT_ONLY \
+                    and min(values) >= 0 and max(values) <= MAX_QUANTITY:
+                # The catalog's own SKU strings, not the location file's copies: one string per
+                # SKU for the whole chain instead of one per position.
+                items = list(map(skus.__getitem__, section))
+                self._pending.append(_Section(info.name, location, items, values, strategy, protected, rel,
+                                              section.line_numbers()))
+                self._pending_count += len(items)
+                return
+        self._positions_one_by_one(info, section, location, strategy, rel, fresh)
+
+    def _build_pending(self) -> None:
+        """Build the positions of the pending sections, in the order they were read."""
+        pending, self._pending, self._pending_count = self._pending, [], 0
+        update, make = self._built.update, _new_position
+        for sec in pending:
+            target, location, items = repeat(sec.target), repeat(sec.location), sec.items
+            protect = map(sec.protected.__contains__, items) if sec.protected else repeat(False)
+            made = map(make, target, location, items, sec.values, repeat(NO_SETTINGS), repeat(sec.strategy),
+                       protect, repeat(sec.rel), sec.lines)
+            update(zip(zip(target, location, items), made))
+
+    def _positions_one_by_one(self, info: TargetInfo, section: LineDict, location: str, strategy: Strategy, rel: str,
+                              fresh: bool) -> None:
+        # The common position is still decided with a few lookups; the rest goes through
+        # _position. Positions of earlier sections are built first: a SKU declared twice is
+        # looked up among them, and the positions keep the order they were read in.
         target, positions = info.name, self.positions
         known = self._known_items(target)
         make = _new_position
@@ -288,14 +354,22 @@ class StockCollector:
             if hit is None or value.__class__ is not int or not 0 <= value <= MAX_QUANTITY:
                 self._position(info, sku, value, line, location, strategy, rel)
                 continue
-            # The catalog's own SKU string, not the location file's copy: one string per SKU
-            # for the whole chain instead of one per position.
             item, protect = hit
             key = (target, location, item)
             if not fresh and key in positions:
                 self._position(info, sku, value, line, location, strategy, rel)
                 continue
             positions[key] = make(target, location, item, value, NO_SETTINGS, strategy, protect, rel, line)
+
+    def _catalog_skus(self, target: str) -> tuple[dict[str, str], frozenset[str]]:
+        """(SKU -> the catalog's SKU string, the protected SKUs) for the SKUs with an id in
+        ``target`` (built once per target)."""
+        found = self._skus.get(target)
+        if found is None:
+            known = self._known_items(target)
+            found = self._skus[target] = ({sku: hit[0] for sku, hit in known.items()},
+                                          frozenset(hit[0] for hit in known.values() if hit[1]))
+        return found
 
     def _known_items(self, target: str) -> dict[str, tuple[str, bool]]:
         """SKU -> (the catalog's SKU string, protect flag), for the SKUs that have an id in
@@ -310,7 +384,7 @@ class StockCollector:
     def _position(self, info: TargetInfo, sku: str, value: Any, line: int, location: str, strategy: Strategy,
                   rel: str) -> None:
         """One position, every check, every problem."""
-        target, positions = info.name, self.positions
+        target, positions = info.name, self._built
         item = self.catalog.get(sku)
         if item is None or target not in item.ids:
             if not self._item_problem(info, sku, item, line, rel):

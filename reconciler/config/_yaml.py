@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
@@ -80,6 +80,12 @@ class LineDict(dict):  # type: ignore[type-arg]
         if self.dense_from is not None:
             return iter(range(self.dense_from, self.dense_from + len(self)))
         return map(self._key_lines.__getitem__, self)
+
+    def line_numbers(self) -> Sequence[int]:
+        """The line of each key, in the mapping's order, to keep (a range for a dense mapping)."""
+        if self.dense_from is not None:
+            return range(self.dense_from, self.dense_from + len(self))
+        return list(self.lines())
 
 
 class LineList(list):  # type: ignore[type-arg]
@@ -269,9 +275,26 @@ _COUNT = r"0|[1-9][0-9]*"
 _SIMPLE_LINE = re.compile(rf"({_KEY}):(?: +(.*?))? *", re.ASCII)
 _PLAIN_COUNT = re.compile(_COUNT, re.ASCII)
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/]*", re.ASCII)
+# Plain text of several words (`name: Red T-shirt S`), in a block mapping only: no character
+# here can end the scalar, start a comment or an indicator, so YAML reads exactly these characters.
+_PLAIN_TEXT = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/]*(?: +[A-Za-z0-9_.\-/]+)+", re.ASCII)
+# Quoted text without escapes: '' in single quotes and \ in double quotes are left to libyaml.
+_QUOTED = re.compile(r"\"([^\"\\]*)\"|'([^']*)'")
+# One `key: value` of a flow mapping written on one line (`{ids: {xs: "p-1"}}`); the value is
+# quoted text, a plain word or the `{` of a nested flow mapping.
+_FLOW_VALUE = r"\"([^\"\\]*)\"|'([^']*)'|([A-Za-z0-9_.\-/]+)"
+_FLOW_ENTRY = re.compile(rf" *({_KEY}): +(?:{_FLOW_VALUE}|(\{{))", re.ASCII)
+_FLOW_NEXT = re.compile(r" *([,}])")
+# A flow mapping of quoted text and plain words only, checked whole; its pairs are then found by
+# _FLOW_PAIR (nothing between two pairs but blanks and a comma, so they cannot be misaligned).
+_FLOW_PAIR = re.compile(rf"({_KEY}): +(?:{_FLOW_VALUE})", re.ASCII)
+_FLOW_ONE = rf"{_KEY}: +(?:\"[^\"\\]*\"|'[^']*'|[A-Za-z0-9_.\-/]+)"  # _FLOW_PAIR without groups
+_FLOW_FLAT = re.compile(rf"\{{ *(?:{_FLOW_ONE} *(?:, *{_FLOW_ONE} *)*)?\}}", re.ASCII)
+_MAX_FLOW = 3
 _NON_PRINTABLE = yaml.reader.Reader.NON_PRINTABLE
 _PLAIN_ASCII = bytes(range(0x20, 0x7F)) + b"\n"
-_MAX_DEPTH = 3
+_MAX_DEPTH = 6
+_RUN_DEPTH = 3  # runs of `name: count` are looked for from the third level on (a location file's SKUs)
 _runs: dict[int, re.Pattern[str]] = {}
 
 
@@ -354,7 +377,7 @@ class _Simple:
             self.pending = (mapping, key)
             mapping[key] = None
             return True
-        scalar = _simple_scalar(value)
+        scalar = _simple_value(value, number)
         mapping[key] = scalar
         return scalar is not _NOT_SIMPLE
 
@@ -381,7 +404,7 @@ def parse_simple(text: str) -> LineDict | None:
         indent = len(raw) - len(content)
         if not scan.open(indent, number):
             return None
-        if len(scan.stack) == _MAX_DEPTH:
+        if len(scan.stack) >= _RUN_DEPTH:
             bulk = scan.run(pos, indent, number)
             if bulk is not None:
                 pos, number = bulk[0], number + bulk[1] - 1
@@ -393,6 +416,77 @@ def parse_simple(text: str) -> LineDict | None:
 
 
 _NOT_SIMPLE = object()
+
+
+def _simple_value(value: str, number: int) -> Any:
+    """The value of a block mapping's ``key: value`` line; _NOT_SIMPLE when not of the simple shape."""
+    first = value[:1]  # "" for `key: ` (a blank after the colon): not simple
+    if first == "{":
+        flow = _flow_mapping(value, 0, number, 1)
+        return flow[0] if flow is not None and flow[1] == len(value) else _NOT_SIMPLE
+    if first == '"' or first == "'":
+        quoted = _QUOTED.fullmatch(value)
+        if quoted is None:
+            return _NOT_SIMPLE
+        return quoted.group(1) if first == '"' else quoted.group(2)
+    if " " in value:
+        return _plain_text(value) if _PLAIN_TEXT.fullmatch(value) else _NOT_SIMPLE
+    return _simple_scalar(value)
+
+
+def _flow_mapping(text: str, pos: int, number: int, depth: int) -> tuple[LineDict, int] | None:
+    """The flow mapping whose ``{`` is at ``pos`` (all on line ``number``) and the position after
+    its ``}``; None when it is not of the simple shape (the careful parse then reads the file)."""
+    out = LineDict(number)
+    lines = out.key_lines
+    flat = _FLOW_FLAT.match(text, pos)
+    if flat is not None:
+        for key, double, single, plain in _FLOW_PAIR.findall(text, pos, flat.end()):
+            # findall gives "" for a group that took no part: plain words are never empty, so
+            # without one the value was quoted ("" or '' when the quotes held nothing).
+            value = _simple_scalar(plain) if plain else double or single
+            if value is _NOT_SIMPLE or key in lines:
+                return None
+            lines[key] = number
+            out[key] = value
+        return out, flat.end()
+    pos += 1
+    while True:
+        entry = _FLOW_ENTRY.match(text, pos)
+        if entry is None:
+            return None
+        key = entry.group(1)
+        if key in lines:
+            return None  # a duplicate: the careful parse reports both
+        if entry.group(5) is not None:
+            if depth >= _MAX_FLOW:
+                return None
+            nested = _flow_mapping(text, entry.end() - 1, number, depth + 1)
+            if nested is None:
+                return None
+            value, pos = nested
+        else:
+            double, single, plain = entry.group(2, 3, 4)
+            value = double if double is not None else single if single is not None else _simple_scalar(plain)
+            if value is _NOT_SIMPLE:
+                return None
+            pos = entry.end()
+        lines[key] = number
+        out[key] = value
+        end = _FLOW_NEXT.match(text, pos)
+        if end is None:
+            return None
+        pos = end.end()
+        if end.group(1) == "}":
+            return out, pos
+
+
+def _plain_text(value: str) -> Any:
+    """Plain text of several words, unless a resolver claims it (none does today)."""
+    for _tag, regexp in LineLoader.yaml_implicit_resolvers.get(value[0], ()):
+        if regexp.match(value):
+            return _NOT_SIMPLE
+    return value
 
 
 def _simple_scalar(value: str) -> Any:

@@ -40,6 +40,17 @@ def test_the_common_shape_takes_the_fast_path() -> None:
 
 
 @pytest.mark.parametrize("text", [
+    'items:\n  SKU-000001: {ids: {xs-bench: "6f1d3c2a-9a51"}}\n  SKU-000002: {ids: {a: "1", b: {product: "p", variant: "v"}}}\n',
+    '# from `reconciler init --from`\nitems:\n  A-1:\n    name: "Red T-shirt S"\n    ids: {xs: "p-1"}\n  B:\n    name: Plain words\n'
+    "    ids: {kc: {product: 'tshirt', variant: s}}\n",
+    "location: oslo\nstock:\n  xs:\n    A: {quantity: 2, reorder_point: 1}\n    B: 3\n    C: {}\n",
+])
+def test_catalogs_and_settings_take_the_fast_path(text: str) -> None:
+    assert parse_simple(text) is not None
+    _same(text)
+
+
+@pytest.mark.parametrize("text", [
     "location: oslo\nstock:\n  xs:\n    A: 1\n    A: 2\n",          # duplicate SKU: both lines reported
     "location: oslo\nstock:\n  xs:\n    A: 1\n    # c\n    A: 2\n",  # duplicate across a comment
     "location: oslo\nlocation: bergen\n",                          # duplicate top-level key
@@ -74,6 +85,20 @@ def test_the_common_shape_takes_the_fast_path() -> None:
     "location: oslo\nstock:\n  xs:\n    A: 1\n# del \x7f\n", "location: oslo\n# ff \x0c\n",  # ASCII controls
     "location: oslo\n# tab\tin a comment\n", "location: ösl\nstock:\n  xs:\n    Å: 1\n",  # not plain ASCII
     "location: oslo\n# nbsp \xa0 and \x85\n",
+    # flow mappings on one line, quoted text, plain text of several words (catalogs, settings)
+    'items:\n  A: {ids: {xs: "p-1", zt: {product: "p", variant: \'v\'}}}\n  B:\n    name: Red T-shirt S\n',
+    'items:\n  A:\n    name: "Red"\n    ids:\n      xs: "p-1"\n      kc: {product: a, variant: b}\n',
+    "items:\n  A: {ids: {xs: {a: {b: 1}}}}\n",                   # four levels of flow
+    "A: {a: 1,}\n", "A: {a: 1, a: 2}\n", "A: {a: 1, b: 2, a: 3}\n", "A: {a: 1}}\n", "A: {a: 1} # c\n",
+    'A: {a: "x\\"y"}\n', "A: {a: 'it''s'}\n", 'A: "x" # c\n', "A: 'x'\n", 'A: ""\n', "A: ''\n",
+    'A: {a: "", b: \'\'}\n', "A: {}\n", "A: { }\n", "A: {a: yes}\n", "A: {a: 012}\n", "A: {a: 1.5}\n",
+    "A: {a:b}\n", "A: {a: b c}\n", "A: {a: [1]}\n", 'A: {"a": 1}\n', "A: {a : 1}\n", "A: {a: ~}\n",
+    "A: {a: -1}\n", "A: {a: 1, b: {}}\n", "A: {a: {}, b: {c: 1}}\n", "A: {a: 1 , b: 2 }\n", "A: {a: 1,b: 2}\n",
+    "A: {a: NO}\n", "A: {NO: a}\n", "A: {<<: a}\n", "A: {a: &x 1}\n", "A: {a: !!str 1}\n",
+    "name: Red T-shirt S\n", "name: yes no\n", "name: a  b\n", "name: a #b\n", "name: No\n", "name: a b:\n",
+    'A: "x"y"\n', "A: ö\n", 'A: "ö"\n', 'A: {a: "ö"}\n', 'A: "a\tb"\n', "A: 'a\tb'\n", 'A: "a: b # c"\n',
+    "A: {a: 1}\nA: 2\n", "A: {a: 1}\n  b: 2\n", "A: 'x'\n  b: 2\n", "A: Red\n  shirt\n",
+    "A: \n", "A:   \n", "location: oslo\nstock: \n  xs:\n    A: 1\n", "location: oslo\nstock:\n  xs:\n    A: \n",
 ])
 def test_near_misses_give_what_the_careful_parse_gives(text: str) -> None:
     _same(text)
@@ -81,11 +106,14 @@ def test_near_misses_give_what_the_careful_parse_gives(text: str) -> None:
 
 _KEYS = st.sampled_from(["A", "B", "A-1", "x.y", "NO", "on", "12", "0", "<<", "a b", "'q'", "k#", "null", "SKU/2"])
 _VALUES = st.sampled_from(["", "1", "0", "007", "12", "-3", "1.5", "yes", "oslo", "'7'", "~", "{}", "[1]", "1 # c",
-                           "2024-01-01", "0x1F", "a:b", "*x", "&y 3"])
+                           "2024-01-01", "0x1F", "a:b", "*x", "&y 3",
+                           '"x"', "''", '"a b"', "{a: 1}", '{a: "x", b: {c: yes}}', "{a: 1, a: 2}", "Red T-shirt",
+                           "a  b", "{a: b c}", "{ }", "{a: 1,}", "{ids: {xs: 'p', zt: {product: a, variant: 2}}}",
+                           "on off", "{a: {b: {c: {d: 1}}}}", '"q" x', "{a: 1} # c"])
 _INDENTS = st.sampled_from([0, 1, 2, 3, 4, 6])
 _LINES = st.one_of(
     st.tuples(_INDENTS, _KEYS, _VALUES).map(lambda t: " " * t[0] + f"{t[1]}: {t[2]}".rstrip()),
-    st.tuples(_INDENTS, _KEYS).map(lambda t: " " * t[0] + f"{t[1]}:"),
+    st.tuples(_INDENTS, _KEYS, st.sampled_from(["", " ", "  "])).map(lambda t: " " * t[0] + f"{t[1]}:{t[2]}"),
     st.sampled_from(["", "# c", "    # c", "\t", "---"]),
 )
 

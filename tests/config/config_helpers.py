@@ -50,3 +50,19 @@ BASE_FILES = {
 
 RepoFactory = Callable[..., Path]
 """The config_repo fixture: files to replace (str/bytes) or remove (None) -> repository root."""
+
+
+def write_repo(root: Path, files: dict[str, str | bytes | None] | None = None) -> Path:
+    """The base repository at ``root`` with some files replaced (str/bytes) or removed (None)."""
+    merged: dict[str, str | bytes | None] = {**BASE_FILES, **(files or {})}
+    for rel, content in merged.items():
+        if content is None:
+            continue
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    root.mkdir(parents=True, exist_ok=True)
+    return root
