@@ -201,8 +201,9 @@ class _Escaped(dict[str, str]):
         return out
 
 
-def _chunk_texts(ops: list[Operation], escaped: _Escaped) -> tuple[list[str], list[str]]:
-    """``_op_texts`` of each operation, as two lists (canonical texts, lines).
+def _chunk_texts(ops: list[Operation], escaped: _Escaped, pretty: bool = True) -> tuple[list[str], list[str]]:
+    """``_op_texts`` of each operation, as two lists (canonical texts, lines); without ``pretty``
+    the lines list is empty (a compressed plan's lines are the canonical texts).
 
     The common operation - one leg, no settings, no overridden guards: every op of a chain's
     first plan - is formatted inline by one f-string per form; what repeats from the previous
@@ -219,7 +220,8 @@ def _chunk_texts(ops: list[Operation], escaped: _Escaped) -> tuple[list[str], li
         if len(legs) != 1 or op.overridden_guards or op.settings_after is not None or op.settings_before is not None:
             c, line = _op_texts(op)
             c_add(c)
-            l_add(line)
+            if pretty:
+                l_add(line)
             continue
         if op.kind is not kind:
             kind = op.kind
@@ -241,8 +243,10 @@ def _chunk_texts(ops: list[Operation], escaped: _Escaped) -> tuple[list[str], li
         i, item, reason, change = string(op.id), escaped[op.item], escaped[op.reason], f"{leg.change}"
         c_add(f'{{"id":{i},"item":{item},{kind_c}{{"actual":{a},"base":{b},"change":{change},"desired":{d},'
               f'"expected":{e},"location":{loc}}}],"overridden_guards":[],"reason":{reason}{tail_c}')
-        l_add(f'{{"id": {i}, "item": {item}, {kind_l}{{"actual": {a}, "base": {b}, "change": {change}, "desired": {d}, '
-              f'"expected": {e}, "location": {loc}}}], "overridden_guards": [], "reason": {reason}{tail_l}')
+        if pretty:
+            l_add(f'{{"id": {i}, "item": {item}, {kind_l}{{"actual": {a}, "base": {b}, "change": {change}, '
+                  f'"desired": {d}, "expected": {e}, "location": {loc}}}], "overridden_guards": [], '
+                  f'"reason": {reason}{tail_l}')
     return canon, lines
 
 
@@ -280,33 +284,44 @@ def write_plan(plan: Plan, out: BinaryIO) -> None:
 
 
 class _Pieces:
-    """The bytes of a plan file after its header, chunk by chunk; ``digest`` once exhausted."""
+    """The bytes of a plan file after its header, chunk by chunk; ``digest`` once exhausted.
+    ``pretty``: operations as ``_encode_line`` writes them; else as their canonical text."""
 
-    def __init__(self, plan: Plan, canon_head: str, canon_tail: str) -> None:
-        self.plan, self.canon_head, self.canon_tail = plan, canon_head, canon_tail
+    def __init__(self, plan: Plan, canon_head: str, canon_tail: str, pretty: bool = True) -> None:
+        self.plan, self.canon_head, self.canon_tail, self.pretty = plan, canon_head, canon_tail, pretty
         self.digest = ""
 
-    def __iter__(self) -> Iterator[bytes]:
-        digest = hashlib.sha256(self.canon_head.encode())
+    def parts(self) -> Iterator[tuple[bytes, bytes]]:
+        """(file bytes, the canonical bytes they stand for in the digest), chunk by chunk."""
         ops = self.plan.operations
         escaped = _Escaped()
         if not ops:
-            yield b'[]\n}\n'
-        else:
-            yield b"[\n    "
-            for start in range(0, len(ops), _CHUNK):
-                canon, lines = _chunk_texts(ops[start:start + _CHUNK], escaped)
-                if start:
-                    digest.update(b",")
-                    yield b",\n    "
-                digest.update(",".join(canon).encode())
-                yield ",\n    ".join(lines).encode()
-            yield b"\n  ]\n}\n"
+            yield b"[]\n}\n", b""
+            return
+        yield b"[\n    ", b""
+        for start in range(0, len(ops), _CHUNK):
+            canon, lines = _chunk_texts(ops[start:start + _CHUNK], escaped, self.pretty)
+            if start:
+                yield b",\n    ", b","
+            yield ",\n    ".join(lines if self.pretty else canon).encode(), ",".join(canon).encode()
+        yield b"\n  ]\n}\n", b""
+
+    def hasher(self) -> Any:
+        return hashlib.sha256(self.canon_head.encode())
+
+    def finish(self, digest: Any) -> None:
         digest.update(self.canon_tail.encode())
         self.digest = digest.hexdigest()
 
+    def __iter__(self) -> Iterator[bytes]:
+        digest = self.hasher()
+        for piece, canon in self.parts():
+            digest.update(canon)
+            yield piece
+        self.finish(digest)
 
-def _plan_pieces(plan: Plan) -> tuple[bytes, int, _Pieces]:
+
+def _plan_pieces(plan: Plan, pretty: bool = True) -> tuple[bytes, int, _Pieces]:
     """The header (digest as a placeholder), the placeholder's byte offset in it, and the rest."""
     doc = _head_document(plan)
     canon_head, canon_tail = _canonical_around_operations(doc)
@@ -314,7 +329,7 @@ def _plan_pieces(plan: Plan) -> tuple[bytes, int, _Pieces]:
     head.update((k, v) for k, v in sorted(doc.items()) if k != "format_version")
     header = json.dumps(head, indent=2, ensure_ascii=False, sort_keys=False)[:-2]
     digest_at = len(header[: header.index(_DIGEST_KEY) + len(_DIGEST_KEY)].encode())
-    return f'{header},\n  "operations": '.encode(), digest_at, _Pieces(plan, canon_head, canon_tail)
+    return f'{header},\n  "operations": '.encode(), digest_at, _Pieces(plan, canon_head, canon_tail, pretty)
 
 
 # Plans of at least this many operations are saved gzip-compressed (a chain's first plan: ~390
@@ -329,24 +344,28 @@ def write_compressed_plan(plan: Plan, out: BinaryIO) -> None:
 
     The first member holds the header, stored uncompressed (level 0) so that its size does not
     depend on the digest: it is rewritten in place once the digest is known. The second holds
-    the operations, compressed on a worker thread (zlib releases the GIL) while this thread
-    formats the next chunk: on two cores the compression costs little wall time.
+    the operations, one canonical text a line (what the digest hashes, so each operation is
+    formatted once; any JSON reader reads it as the same document), hashed and compressed on a
+    worker thread (sha256 and zlib release the GIL) while this thread formats the next chunk.
     """
     start = out.tell()
-    header, digest_at, pieces = _plan_pieces(plan)
+    header, digest_at, pieces = _plan_pieces(plan, pretty=False)
     placeholder = _stored_member(header)
     out.write(placeholder)
-    jobs: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+    jobs: queue.Queue[tuple[bytes, bytes] | None] = queue.Queue(maxsize=4)
     failed: list[BaseException] = []
 
     def compress() -> None:
         try:
             deflate = zlib.compressobj(1, zlib.DEFLATED, 31)  # wbits 31: a gzip member
-            while (piece := jobs.get()) is not None:
+            digest = pieces.hasher()
+            while (job := jobs.get()) is not None:
                 if not failed:
-                    out.write(deflate.compress(piece))
+                    digest.update(job[1])
+                    out.write(deflate.compress(job[0]))
             if not failed:
                 out.write(deflate.flush())
+                pieces.finish(digest)
         except BaseException as exc:  # noqa: BLE001 - handed to the writing thread
             failed.append(exc)
             while jobs.get() is not None:  # drain so the producer never blocks
@@ -356,15 +375,17 @@ def write_compressed_plan(plan: Plan, out: BinaryIO) -> None:
     worker.start()
     try:
         batch: list[bytes] = []
-        for piece in pieces:  # pieces of ~10,000 operations; small ones are batched
+        canon: list[bytes] = []
+        for piece, text in pieces.parts():  # pieces of ~10,000 operations; small ones are batched
             batch.append(piece)
+            canon.append(text)
             if sum(map(len, batch)) >= 1 << 20:
-                jobs.put(b"".join(batch))
-                batch = []
+                jobs.put((b"".join(batch), b"".join(canon)))
+                batch, canon = [], []
             if failed:
                 break
         if batch:
-            jobs.put(b"".join(batch))
+            jobs.put((b"".join(batch), b"".join(canon)))
     finally:
         jobs.put(None)
         worker.join()

@@ -9,8 +9,12 @@ so applying the plan's changes in order to live stock yields every leg's ``expec
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left
+from itertools import islice
+from operator import le
 
 from reconciler.model import Leg, OpKind, Operation, PositionKey, new_leg, new_operation
+from reconciler.planner._diff import Adopts, AdoptReasons
 from reconciler.planner._intent import Intent, LegIn, TargetCtx
 from reconciler.planner._moves import pair_movements
 
@@ -174,6 +178,56 @@ def build_operations(intents: list[Intent], lineage: str, serial: int) -> list[O
             it.settings_before, after, tuple(sorted(it.guards)) if it.guards else (), it.write_mode,
         ))
     return ops
+
+
+def build_adopts(adopts: Adopts, lineage: str, serial: int) -> tuple[list[Operation], list[PositionKey]]:
+    """The operations of the column-kept adopts, in plan order, and their positions (sorted).
+
+    Each adopt is the only operation at its position, so its leg needs no running balance:
+    a record (A = D) changes nothing and expects A; a reset changes A (0 where unknown) to D.
+    The id text is op_id's for these legs (base None, no settings), written out.
+    """
+    keys, actual, desired = adopts.keys, adopts.actual, adopts.desired
+    if not all(map(le, keys, islice(keys, 1, None))):  # D in file order is usually plan order
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        keys, actual, desired = ([col[i] for i in order] for col in (keys, actual, desired))
+    adopts.keys, adopts.actual, adopts.desired = [], [], []
+    reasons, sha, record, reset = AdoptReasons(), hashlib.sha256, OpKind.RECORD, OpKind.RESET
+    tail = f"|{lineage}|{serial}"
+    ops: list[Operation] = []
+    add = ops.append
+    for (target, loc, item), a, d in zip(keys, actual, desired):
+        if a == d:
+            text = f"record|{target}|{item}|{loc}:0:{d}:None|{tail}"
+            add(new_operation(sha(text.encode()).hexdigest()[:16], record, target, item,
+                              (new_leg(loc, a, None, d, 0, a),), reasons[d, a], None, None, (), ""))
+        else:
+            change = d - (a or 0)
+            text = f"reset|{target}|{item}|{loc}:{change}:{d}:None|{tail}"
+            add(new_operation(sha(text.encode()).hexdigest()[:16], reset, target, item,
+                              (new_leg(loc, a, None, d, change, d),), reasons[d, a], None, None, (), "absolute"))
+    return ops, keys
+
+
+def merge_in_order(adopted: list[Operation], keys: list[PositionKey], others: list[Operation]) -> list[Operation]:
+    """Both lists in plan order, as one. ``keys``: the positions of ``adopted``, sorted. No
+    other operation is at an adopted position, so the position alone places each one."""
+    if not others:
+        return adopted
+    if not adopted:
+        return others
+    out: list[Operation] = []
+    start = 0
+    for op in others:
+        pos = (op.target, op.legs[0].location, op.item)
+        at = bisect_left(keys, pos, start)
+        if at < len(keys) and keys[at] == pos:
+            raise AssertionError(f"an operation at the adopted position {pos}")  # run_diff's contract
+        out += adopted[start:at]
+        out.append(op)
+        start = at
+    out += adopted[start:]
+    return out
 
 
 def plan_id(lineage: str, serial: int, desired_digest: str, ops: list[Operation]) -> str:

@@ -28,6 +28,18 @@ _UNKNOWN_NOTE = "live stock unknown (write-only target): last applied stands in 
 
 
 @dataclass(slots=True)
+class Adopts:
+    """Positions D holds and B does not, without settings and not protected: a chain's first plan
+    is nothing else. Each becomes one single-leg operation (a record where A = D, else a reset)
+    that no other operation touches: intents, guards and running balances have nothing to say
+    about it (the guards skip unmanaged positions and unprotected ones)."""
+
+    keys: list[PositionKey] = field(default_factory=list)  # D's own key tuples, in D's order
+    actual: list[int | None] = field(default_factory=list)  # A; None: a write-only target
+    desired: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class Diff:
     intents: list[Intent] = field(default_factory=list)
     adjust: list[Intent] = field(default_factory=list)  # D != B under merge, before compiling
@@ -38,6 +50,9 @@ class Diff:
     # every position that took more than the fast path (D != B, replace, settings, not in B or
     # not in D, or A != B): all the others need nothing whatever A becomes, as long as A = B
     examined: list[PositionKey] = field(default_factory=list)
+    # Adopts without settings, unprotected, kept as columns (run_diff(adopts=True)): no intent
+    # each; build_adopts makes their operations in bulk.
+    adopts: Adopts | None = None
 
 
 _NOTHING_HELD = Record(0)
@@ -90,7 +105,7 @@ def diff_present(diff: Diff, ctx: TargetCtx, dp: DesiredPosition, b: Record | No
             adopt.reason += f"; vendor already holds {held_text}: recorded as managed"
 
 
-class _AdoptReasons(dict[tuple[int, int | None], str]):
+class AdoptReasons(dict[tuple[int, int | None], str]):
     """The adopt reason per (desired, actual), made once: a chain's first plan has a million
     adopts but few distinct pairs, so its operations also share one string per pair."""
 
@@ -203,11 +218,21 @@ def run_diff(
     base: BaseState,
     ctx_of: Callable[[str], TargetCtx],
     in_scope: Callable[[str, str], bool] | None,
+    *,
+    adopts: bool = False,
+    protected: frozenset[str] = frozenset(),
 ) -> Diff:
-    """Classify every position in D or B (one pass each; A-only positions are not managed)."""
+    """Classify every position in D or B (one pass each; A-only positions are not managed).
+
+    ``adopts``: adopts without settings go to ``diff.adopts`` as columns instead of intents,
+    except at positions that are protected (``dp.protect`` or an item in ``protected``), which
+    the protected guard must see."""
     diff = Diff()
-    bpos, add, reasons = base.positions, diff.intents.append, _AdoptReasons()
+    bpos, add, reasons = base.positions, diff.intents.append, AdoptReasons()
     examined = diff.examined.append
+    columns = diff.adopts = Adopts() if adopts else None
+    if columns is not None:
+        adopt_key, adopt_actual, adopt_desired = columns.keys.append, columns.actual.append, columns.desired.append
     ctx: TargetCtx | None = None
     actual: dict[tuple[str, str], Record] | None = None  # ctx.actual if readable
     # Positions come grouped by file, so (target, location) rarely changes between keys;
@@ -230,6 +255,11 @@ def run_diff(
             # and _reset build, written out (a call and keyword arguments cost more than the
             # objects): the intent and its leg get every slot here, so no __init__ runs.
             a = None if actual is None else (actual.get((loc, item)) or _NOTHING_HELD).quantity
+            if columns is not None and not dp.protect and item not in protected:
+                adopt_key(key)
+                adopt_actual(a)
+                adopt_desired(dp.quantity)
+                continue
             if a == dp.quantity:
                 _record(diff, ctx, dp, a, None, reasons[dp.quantity, a])  # type: ignore[arg-type]
                 continue

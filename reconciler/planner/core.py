@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from operator import attrgetter
 from typing import Callable
 
 from reconciler.errors import GuardError, PlanError
@@ -20,7 +21,7 @@ from reconciler.model import (
     TargetPolicy,
     gc_paused,
 )
-from reconciler.planner._build import build_operations, compile_adjustments, plan_id
+from reconciler.planner._build import build_adopts, build_operations, compile_adjustments, merge_in_order, plan_id
 from reconciler.planner._counts import CountInput, CountPlan, plan_counts
 from reconciler.planner._diff import Diff, run_diff
 from reconciler.planner._guards import check_guards
@@ -82,7 +83,7 @@ def _scope(policy: Policy) -> Callable[[str, str], bool] | None:
 
 
 def _strategy_note(desired: DesiredState) -> str:
-    replace = sum(1 for dp in desired.positions.values() if dp.strategy == "replace")
+    replace = list(map(attrgetter("strategy"), desired.positions.values())).count("replace")
     merge = len(desired.positions) - replace
     return (
         f"merge for {merge} position(s): adjust by D - B on top of live stock; "
@@ -152,7 +153,9 @@ def _make_plan(
     observed: PlanContext | None = None,
 ) -> Plan:
     targets = _Targets(actual, policy)
-    diff: Diff = run_diff(desired, base, targets, _scope(policy))
+    # Adopts as columns, except where a count may replace them (take_counts edits intents).
+    columns = counts is None or not counts.counts
+    diff: Diff = run_diff(desired, base, targets, _scope(policy), adopts=columns, protected=policy.protected_items)
     if diff.errors:
         raise _plan_error(diff.errors)
     strategy_note = _strategy_note(desired) if context is None else context.strategy_note
@@ -175,7 +178,11 @@ def _make_plan(
     report = check_guards(diff, desired, policy, intents)
     if report.violations or counted.violations:
         raise GuardError(_capped(report.violations + counted.violations))
-    ops = counted.mark(build_operations(intents, base.lineage, base.serial))
+    others = build_operations(intents, base.lineage, base.serial)
+    if diff.adopts is not None:
+        adopted, keys = build_adopts(diff.adopts, base.lineage, base.serial)
+        others = merge_in_order(adopted, keys, others)
+    ops = counted.mark(others)
     unreadable, notes = _unreadable(targets.cache)
     scope: dict[str, list[str]] = {}
     if policy.only_targets is not None:

@@ -170,3 +170,21 @@ def test_the_written_out_adopt_path_builds_what_diff_present_builds(readable: bo
     for dp in dpos.values():
         diff_present(careful, targets(t), dp, None)
     assert fast == careful.intents and len(fast) == 6
+
+
+@pytest.mark.parametrize("case", list(GOLDEN))
+def test_adopts_kept_as_columns_plan_what_adopt_intents_plan(case: tuple[int, int, int, bool, bool],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # make_plan keeps settings-free, unprotected adopts as columns (build_adopts) and merges their
+    # operations into the others'; the intents it used before must give the same plan. The golden
+    # states list each location's SKUs shuffled (the sort) and hold protected adopts (intents).
+    from reconciler.planner import core
+
+    seed, locations, items, prune, moves = case
+    d, b, a = _states(seed, locations, items)
+    columns = make_plan(d, b, a, _policy(prune, moves), created_at="t")
+    real = core.run_diff
+    monkeypatch.setattr(core, "run_diff", lambda *args, **kw: real(*args, **{**kw, "adopts": False}))
+    intents = make_plan(d, b, a, _policy(prune, moves), created_at="t")
+    assert columns.operations == intents.operations and columns.plan_id == intents.plan_id
+    assert sum(op.base is None for op in (leg for o in columns.operations for leg in o.legs)) > 50
