@@ -253,3 +253,27 @@ def test_guards_of_a_plan_from_the_memo_count_every_position(tmp_path: Path, ser
     assert any("of 5 managed positions" in w for w in fast[2])
     refused, memo = outcome(lambda: plan(repo))  # another override: not this memo's plan
     assert not memo and refused[0] == "refused" and "max_delete_share" in refused[2]
+
+
+def test_an_unsettled_operation_stops_a_plan_from_the_memo_before_any_read(
+        tmp_path: Path, server: ServerThread, sim: XSeriesSimulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+
+    from reconciler.errors import UnsettledOperations
+
+    monkeypatch.delenv("RECONCILER_STATE", raising=False)
+    repo = write_repo(tmp_path / "repo", server.url, "2026-01")
+    write_stock(repo, random.Random(5))
+    apply_current(repo)
+    plan(repo)  # leaves the memo
+    assert any("memo" in n for n in plan(repo).notes)
+    db = sqlite3.connect(repo / ".reconciler" / "state.db")
+    with db:
+        # positions not journalled: it counts as touching every position of the target
+        db.execute("INSERT INTO journal (plan_id, op_id, target, kind, status, updated_at) "
+                   "VALUES ('p-left', 'op-left', 'xs', 'adjust', 'pending', '2026-01-01T00:00:00Z')")
+    db.close()
+    before = httpx.get(server.url + "/_sandbox/requests").json()
+    with pytest.raises(UnsettledOperations):
+        plan(repo)
+    assert httpx.get(server.url + "/_sandbox/requests").json() == before

@@ -86,7 +86,8 @@ def text_width() -> int | None:
 @click.option("--count-max-age", "count_max_age", type=click.FloatRange(0), default=7.0, show_default=True,
               metavar="DAYS", help="A stock count older than this many days stops the plan.")
 @click.option("--refresh", is_flag=True,
-              help="Read live stock in full, not only the changes since the last plan (docs/performance.md).")
+              help="Read live stock in full and plan every position, not only what changed since the "
+                   "last plan (docs/performance.md).")
 @state_option
 @click.pass_context
 def plan_cmd(
