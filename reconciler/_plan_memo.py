@@ -220,10 +220,17 @@ def subproblem(memo: Memo, changes: Mapping[str, Mapping[tuple[str, str], Record
         # tracked: not in D either (an adopt is tracked), so not managed.
         b[key] = rec
         d[key] = DesiredPosition(*key, quantity=rec.quantity)
-    ordered = dict(sorted(d.items()))  # the planner expects D grouped by target and location
+    # In a full load's order (file, then line): guard findings are listed in D's order. The
+    # calm positions rebuilt from B have no source; they can only drift, which no guard sees.
+    ordered = dict(sorted(d.items(), key=_load_order))
     desired = DesiredState(ordered, dict(memo.declared), digests.file_digests, digests.digest)
     actual = {name: TargetActual(readable=ok, positions=a[name] if ok else {}) for name, ok in memo.readable.items()}
     return Subproblem(desired, BaseState(lineage, serial, dict(sorted(b.items()))), actual, changed)
+
+
+def _load_order(entry: tuple[PositionKey, DesiredPosition]) -> tuple[Any, ...]:
+    key, dp = entry
+    return (0, dp.source.file, dp.source.line) if dp.source is not None else (1, key)
 
 
 # --- the workflow ---------------------------------------------------------------------------
