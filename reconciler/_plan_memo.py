@@ -251,6 +251,17 @@ class MemoRequest:
     progress: Any = None  # Callable[[str], None]
     scoped: bool = False  # --target given: the plan says its scope
 
+    @property
+    def scope(self) -> str:
+        return scope_of(self.targets, self.scoped)
+
+    def keep(self, store: Any, digest: str, lineage: str, serial: int, memo: Memo | None) -> None:
+        """Keep ``memo`` as the scope's, or drop the scope's when this plan has none."""
+        if memo is None:
+            store.drop_plan_memo(self.scope)
+        else:
+            store.save_plan_memo(self.scope, fingerprint(digest, lineage, serial, self.guard_overrides), encode(memo))
+
 
 def plan_from_memo(req: MemoRequest) -> Plan | None:
     """The plan made from the memo and the feed's changes, or None when a full plan is needed.
@@ -266,7 +277,7 @@ def plan_from_memo(req: MemoRequest) -> Plan | None:
         return None  # counts are planned against their snapshots: in full
     store = open_state_store(req.url)
     try:
-        row = store.plan_memo(scope_of(req.targets, req.scoped))
+        row = store.plan_memo(req.scope)
         if row is None:
             return None
         lineage, serial = store.lineage(), store.serial()
@@ -316,12 +327,9 @@ def _plan_with(req: MemoRequest, project: Any, store: Any, memo: Memo, lineage: 
     ask_connectors(plan, sub.desired, sub.base, connectors)
     plan.notes.extend(f"{note} ({len(observed.examined):,} of {memo.positions:,} positions re-planned)" for note in notes)
     renewed = memo_of(plan, observed, sub.desired, sub.base, sub.actual, marks, memo.readable, memo.positions)
-    if renewed is None:
-        store.drop_plan_memo(scope_of(req.targets, req.scoped))
-    else:
+    if renewed is not None:
         renewed.context, renewed.declared = memo.context, memo.declared
-        store.save_plan_memo(scope_of(req.targets, req.scoped), fingerprint(project.desired.digest, lineage, serial,
-                                                                req.guard_overrides), encode(renewed))
+    req.keep(store, project.desired.digest, lineage, serial, renewed)
     return plan
 
 
@@ -334,10 +342,6 @@ def keep_memo(req: MemoRequest, plan: Plan, observed: PlanContext, desired: Desi
     memo = memo_of(plan, observed, desired, base, actual, {n: marks[n] for n in marks if n in readable}, readable)
     store = open_state_store(req.url)
     try:
-        if memo is None:
-            store.drop_plan_memo(scope_of(req.targets, req.scoped))
-        else:
-            store.save_plan_memo(scope_of(req.targets, req.scoped), fingerprint(desired.digest, base.lineage, base.serial,
-                                                                    req.guard_overrides), encode(memo))
+        req.keep(store, desired.digest, base.lineage, base.serial, memo)
     finally:
         store.close()

@@ -20,6 +20,7 @@ import yaml
 
 from reconciler.sandbox._core import ServerThread
 from reconciler.sandbox.xseries import XSeriesSimulator
+from tests.connectors.test_xseries_incremental import server  # noqa: F401  (over this module's sim)
 
 TOKEN = "xs-memo-token-51c"
 ENV = {"XS_TOKEN": TOKEN}
@@ -73,12 +74,6 @@ def sim() -> Iterator[XSeriesSimulator]:
     s = XSeriesSimulator(token=TOKEN, fixtures=fixtures(), rate_budget=0)
     yield s
     s.close()
-
-
-@pytest.fixture
-def server(sim: XSeriesSimulator) -> Iterator[ServerThread]:
-    with ServerThread(sim) as running:
-        yield running
 
 
 def plan(repo: Path, **kw: Any) -> Any:
@@ -253,12 +248,7 @@ def test_guards_of_a_plan_from_the_memo_count_every_position(tmp_path: Path, ser
     plan(repo, guard_overrides=allow)  # full: D changed; leaves the memo
     sim.sell_one()
     fast, memo = outcome(lambda: plan(repo, guard_overrides=allow))
-    copy = tmp_path / "state-copy.db"
-    src, dst = sqlite3.connect(repo / ".reconciler" / "state.db"), sqlite3.connect(copy)
-    src.backup(dst)
-    src.close()
-    dst.close()
-    full, _ = outcome(lambda: plan(repo, refresh=True, state=str(copy), guard_overrides=allow))
+    full, _ = full_plan_on_a_copy(repo, tmp_path, guard_overrides=allow)
     assert memo and fast == full
     assert any("of 5 managed positions" in w for w in fast[2])
     refused, memo = outcome(lambda: plan(repo))  # another override: not this memo's plan
