@@ -39,8 +39,9 @@ def test_benchmark_at_10k_positions_stays_under_generous_ceilings(tmp_path: Path
     for key, ceiling in CEILING_S.items():
         assert 0 < result[key] < ceiling, f"{key} = {result[key]} s (ceiling {ceiling} s)\n{done.stdout}"
     assert 0 < result["peak_rss_mb"] < 1024
-    # the sandbox's own CPU time is reported apart: it is in the plan's wall time, not ours
-    assert result["plan_sandbox_cpu_s"] > 0 and "sandbox cpu s" in done.stdout
+    # the sandbox's own CPU time is reported apart: it is in the plan's wall time, not ours. It is
+    # read from /proc in clock ticks (10 ms): at 10k the sandbox may well spend less than one.
+    assert result["plan_sandbox_cpu_s"] >= 0 and "sandbox cpu s" in done.stdout
     assert "validate" in done.stdout and "noop_plan" in done.stdout
     # the floor wrote one operation per position; the in-run ratios are reported
     assert result["floor_plan_file_mb"] > 0 and result["floor_yaml_parser"]
